@@ -1,0 +1,5 @@
+"""``python -m mobileplane`` runs the CLI."""
+
+from mobileplane.cli import main
+
+main()

@@ -1,0 +1,130 @@
+"""The ``mobileplane`` command: the quick start and the local stack.
+
+``mobileplane up`` runs the platform on an embedded default (no cluster, no root).
+``mobileplane stack up|down|status|env`` manages the real components tests run against.
+Errors are printed with what to do next, and exit non-zero; no tracebacks for expected
+failures.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import click
+
+from mobileplane import __version__
+from mobileplane.stack.config import ConfigError
+from mobileplane.stack.errors import StackError
+
+T = TypeVar("T")
+
+
+def _guard(fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except StackError as e:
+        click.echo(f"error: {e.render()}", err=True)
+        sys.exit(1)
+    except ConfigError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="mobileplane")
+def main() -> None:
+    """mobileplane: a Kubernetes-native backend platform for mobile apps."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on.")
+@click.option("--port", default=8080, show_default=True, type=int, help="Port to serve on.")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where the embedded PostgreSQL and Redis keep their data.",
+)
+def up(host: str, port: int, data_dir: Path | None) -> None:
+    """Run the platform locally on an embedded PostgreSQL and Redis (Ctrl-C stops it)."""
+    from mobileplane.quickstart import run_quickstart
+
+    _guard(lambda: run_quickstart(host=host, port=port, data_dir=data_dir))
+
+
+@main.group()
+def stack() -> None:
+    """The local stack of real components: PostgreSQL, Redis, S3, Unleash, Kubernetes, Helm."""
+
+
+def _split(only: str | None) -> list[str] | None:
+    return [n.strip() for n in only.split(",") if n.strip()] if only else None
+
+
+@stack.command("up")
+@click.option(
+    "--only",
+    metavar="NAMES",
+    help="Comma-separated components (plus what they need), e.g. postgres,redis.",
+)
+@click.option("--quiet", is_flag=True, help="Print nothing but errors.")
+def stack_up(only: str | None, quiet: bool) -> None:
+    """Install (once, cached by version) and start every component; a no-op when up."""
+    from mobileplane.stack import manager
+    from mobileplane.stack.progress import Progress
+
+    _guard(lambda: manager.up(_split(only), Progress(quiet=quiet)))
+
+
+@stack.command("down")
+@click.option("--purge", is_flag=True, help="Also delete the stack's data (not the build cache).")
+def stack_down(purge: bool) -> None:
+    """Stop exactly the processes `stack up` started."""
+    from mobileplane.stack import manager
+
+    stopped = _guard(lambda: manager.down(purge=purge))
+    if not stopped:
+        click.echo("nothing was running", err=True)
+
+
+@stack.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def stack_status(as_json: bool) -> None:
+    """Show each component: installed, running, health. Exits 1 unless all are running."""
+    from mobileplane.stack import manager
+
+    rows = _guard(manager.status)
+    if as_json:
+        click.echo(json.dumps([r.__dict__ for r in rows], indent=2))
+    else:
+        for r in rows:
+            state = "running" if r.running else ("stopped" if r.installed else "missing")
+            click.echo(f"{r.name:<10} {state:<8} {r.detail}")
+    if not all(r.running for r in rows):
+        sys.exit(1)
+
+
+@stack.command("env")
+@click.option("--format", "fmt", type=click.Choice(["sh", "json"]), default="sh", show_default=True)
+def stack_env(fmt: str) -> None:
+    """Print the connection settings, e.g. eval "$(mobileplane stack env)"."""
+    from mobileplane.stack import manager
+
+    values = _guard(manager.env)
+    if fmt == "json":
+        click.echo(json.dumps(values, indent=2))
+        return
+    click.echo(manager.render_env(values), nl=False)
+    ctx = manager.context()
+    click.echo(f'export PATH={manager.bin_dir(ctx)}:"$PATH"')
+
+
+if __name__ == "__main__":
+    main()

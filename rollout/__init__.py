@@ -1,0 +1,1 @@
+"""The MobileRelease release controller, imported as ``mobileplane.rollout``."""
