@@ -1,0 +1,1 @@
+"""Helpers shared by the test tiers: the stack's settings and per-test isolation."""

@@ -1,0 +1,66 @@
+"""The settings of the real components the tests run against.
+
+By default these are the local stack's (``mobileplane stack up``). A missing stack is an
+error with the command to run, never a skip: a smoke test that silently skips proves nothing.
+With ``MOBILEPLANE_USE_EXISTING_CLUSTER=true`` the Kubernetes tests use the cluster of the
+ambient ``KUBECONFIG`` instead (like envtest's ``USE_EXISTING_CLUSTER``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+
+import pytest
+
+from mobileplane.stack import manager
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    database_url: str
+    redis_url: str
+    s3_endpoint: str
+    s3_access_key: str
+    s3_secret_key: str
+    s3_region: str
+    unleash_url: str
+    unleash_api_token: str
+    unleash_admin_token: str
+    kubeconfig: str
+
+
+def use_existing_cluster() -> bool:
+    return os.environ.get("MOBILEPLANE_USE_EXISTING_CLUSTER", "").lower() in ("1", "true", "yes")
+
+
+@cache
+def settings() -> StackSettings:
+    statuses = {s.name: s for s in manager.status()}
+    needed = ["postgres", "redis", "s3", "unleash"]
+    if not use_existing_cluster():
+        needed.append("kube")
+    down = [f"{n} ({statuses[n].detail})" for n in needed if not statuses[n].running]
+    if down:
+        pytest.fail(
+            "the local stack is not running: " + "; ".join(down) + "\n"
+            "start it with `mobileplane stack up` (or run the README's test command)",
+            pytrace=False,
+        )
+    env = manager.env()
+    kubeconfig = env["KUBECONFIG"]
+    if use_existing_cluster():
+        kubeconfig = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+    return StackSettings(
+        database_url=env["DATABASE_URL"],
+        redis_url=env["REDIS_URL"],
+        s3_endpoint=env["AWS_ENDPOINT_URL"],
+        s3_access_key=env["AWS_ACCESS_KEY_ID"],
+        s3_secret_key=env["AWS_SECRET_ACCESS_KEY"],
+        s3_region=env["AWS_REGION"],
+        unleash_url=env["UNLEASH_URL"],
+        unleash_api_token=env["UNLEASH_API_TOKEN"],
+        unleash_admin_token=env["UNLEASH_ADMIN_TOKEN"],
+        kubeconfig=kubeconfig,
+    )
