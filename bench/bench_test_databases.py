@@ -9,19 +9,14 @@ A ratio below 1 means the template is cheaper. Needs the local stack
 
 from __future__ import annotations
 
-import sys
 import uuid
-from pathlib import Path
 
 import psycopg
+from harness import compare
 from psycopg import sql
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from harness import compare  # noqa: E402
-
-from mobileplane.services.kit.migrate import KIT_MIGRATIONS, upgrade  # noqa: E402
-from mobileplane.stack import manager  # noqa: E402
+from mobileplane.services.kit.migrate import KIT_MIGRATIONS, upgrade
+from mobileplane.stack import manager
 
 
 def main() -> None:
