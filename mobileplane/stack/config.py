@@ -73,9 +73,10 @@ def ports_from_env(environ: dict[str, str] | None = None) -> dict[str, int]:
     seen: dict[int, str] = {}
     for name, value in ports.items():
         if value in seen:
+            other = seen[value]
+            variables = " or ".join(f"MOBILEPLANE_{n.upper()}_PORT" for n in (other, name))
             raise ConfigError(
-                f"ports of {seen[value]} and {name} are both {value}; "
-                f"set MOBILEPLANE_{name.upper()}_PORT to a free port"
+                f"ports of {other} and {name} are both {value}; set {variables} to another port"
             )
         seen[value] = name
     return ports

@@ -119,12 +119,13 @@ def module_dir(component: str, module: str, version: str) -> Path:
 
 def staging_modules(gomod: str) -> list[str]:
     """k8s.io/kubernetes requires its staging modules at v0.0.0 (replaced by ./staging)."""
-    found = re.findall(r"^\s+(k8s\.io/[a-z0-9-]+) v0\.0\.0$", gomod, flags=re.MULTILINE)
+    found = re.findall(r"^\s+(k8s\.io/[a-z0-9-]+) v0\.0\.0(?:\s*//.*)?$", gomod, flags=re.MULTILINE)
     return sorted(set(found))
 
 
 def godebug_line(gomod: str) -> str | None:
-    match = re.search(r"^godebug .*$", gomod, flags=re.MULTILINE)
+    """The main module's ``godebug`` directive (single line or block), to copy verbatim."""
+    match = re.search(r"^godebug \([^)]*\)|^godebug .*$", gomod, flags=re.MULTILINE)
     return match.group(0) if match else None
 
 

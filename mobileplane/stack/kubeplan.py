@@ -190,7 +190,7 @@ clusters:
 users:
 - name: {ADMIN_USER}
   user:
-    token: {token}
+    token: "{token}"
 contexts:
 - name: mobileplane
   context:

@@ -53,9 +53,12 @@ class ProcessTable:
         path = self._path(name)
         try:
             data = json.loads(path.read_text())
-        except (OSError, ValueError):
+            if not isinstance(data, dict):
+                return None
+            tracked = Tracked(**data)
+        except (OSError, ValueError, TypeError):
+            # Unreadable, or written by another version of the stack: not ours to signal.
             return None
-        tracked = Tracked(**data)
         if _proc_start_time(tracked.pid) != tracked.start_time:
             return None
         return tracked
@@ -89,6 +92,7 @@ class ProcessTable:
                 start_new_session=True,
                 user=user,
             )
+        _children[proc.pid] = proc
         start_time = _proc_start_time(proc.pid) or ""
         tracked = Tracked(name=name, pid=proc.pid, start_time=start_time, argv=list(argv))
         self._path(name).write_text(json.dumps(tracked.__dict__))
@@ -107,22 +111,38 @@ class ProcessTable:
         if tracked is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(tracked.pid, sig)
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and self.get(name) is not None:
-                _reap(tracked.pid)
-                time.sleep(0.1)
-            if self.get(name) is not None:
+            if not self._wait_gone(name, tracked.pid, timeout):
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(tracked.pid, signal.SIGKILL)
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(tracked.pid, signal.SIGKILL)
-                _reap(tracked.pid)
+                self._wait_gone(name, tracked.pid, 10.0)
             stopped = True
         self._path(name).unlink(missing_ok=True)
         return stopped
 
+    def _wait_gone(self, name: str, pid: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
+            _reap(pid)  # a child of ours stays a zombie until reaped
+            if self.get(name) is None:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+
+
+#: Servers started by this process, kept so that they can be reaped (and so that Python does
+#: not warn about a ``Popen`` dropped while its process runs). Pid files outlive this.
+_children: dict[int, subprocess.Popen[bytes]] = {}
+
 
 def _reap(pid: int) -> None:
-    """Collect ``pid`` if it is our child (it is when started in this process)."""
+    """Collect ``pid`` if it has exited and is our child (it is when started here)."""
+    proc = _children.get(pid)
+    if proc is not None:
+        if proc.poll() is not None:
+            del _children[pid]
+        return
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pid, os.WNOHANG)

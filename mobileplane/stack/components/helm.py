@@ -23,6 +23,9 @@ def helm_ldflags(helm_version: str, kube_version: str) -> str:
             "-X helm.sh/helm/v3/internal/version.gitTreeState=clean",
             "-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1",
             f"-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor={minor}",
+            # `helm lint`'s deprecation rules read their own copy of the version.
+            "-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1",
+            f"-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor={minor}",
         ]
     )
 
