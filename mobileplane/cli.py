@@ -54,9 +54,13 @@ def main() -> None:
 )
 def up(host: str, port: int, data_dir: Path | None) -> None:
     """Run the platform locally on an embedded PostgreSQL and Redis (Ctrl-C stops it)."""
-    from mobileplane.quickstart import run_quickstart
+    from mobileplane.quickstart import QuickstartError, run_quickstart
 
-    _guard(lambda: run_quickstart(host=host, port=port, data_dir=data_dir))
+    try:
+        _guard(lambda: run_quickstart(host=host, port=port, data_dir=data_dir))
+    except QuickstartError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
 
 
 @main.group()

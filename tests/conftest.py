@@ -25,10 +25,11 @@ from support.names import unique
 from support.stack import StackSettings, settings
 from support.unleash import UnleashAdmin
 
-from mobileplane.services.kit.migrate import KIT_MIGRATIONS, MigrationSet, upgrade
+from mobileplane.services.kit.migrate import MigrationSet, upgrade
+from mobileplane.services.platform import platform_migrations
 
 #: Every service's migrations; the template database has all of them applied.
-MIGRATION_SETS: tuple[MigrationSet, ...] = (KIT_MIGRATIONS,)
+MIGRATION_SETS: tuple[MigrationSet, ...] = tuple(platform_migrations())
 
 
 @pytest.fixture(scope="session")

