@@ -1,0 +1,662 @@
+"""The MobilePlatform spec as typed models: what the operator reads, and what the CRD says.
+
+These models are the single source of the CRD's schema: ``crdgen`` turns them into the
+structural OpenAPI schema in ``crds/mobileplatform.yaml`` (descriptions, defaults, bounds and
+CEL rules included), and a test keeps the two in step. The operator parses every object it
+reconciles through :class:`MobilePlatformSpec`, so what the API server accepted and what the
+operator understands cannot drift apart.
+
+Field names are camelCase, as Kubernetes API conventions want; Python attributes are
+snake_case through aliases.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+#: Every service the platform can run, in the order the gateway's route table lists them.
+SERVICE_NAMES = (
+    "gateway",
+    "auth",
+    "profiles",
+    "content",
+    "sync",
+    "notifications",
+    "telemetry",
+    "analytics",
+)
+
+BUNDLE_ID = r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"
+ANDROID_PACKAGE = r"^[a-zA-Z][a-zA-Z0-9_]*(\.[a-zA-Z][a-zA-Z0-9_]*)+$"
+QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$"
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+BUCKET_NAME = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+PG_IDENTIFIER = r"^[a-z_][a-z0-9_]{0,62}$"
+CRON = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|(\S+\s+){4}\S+)$"
+
+#: RFC 8252 redirect URIs for native apps, as CEL regular expressions (RE2):
+#: a claimed "https" URI (§7.2), a private-use scheme in reverse-DNS form (§7.1), or the
+#: loopback interface by IP literal on any port (§7.3; "localhost" is NOT RECOMMENDED, §8.3).
+REDIRECT_HTTPS = r"^https://[^/?#]+(/[^#]*)?$"
+REDIRECT_PRIVATE_SCHEME = r"^[a-z][a-z0-9+-]*(\.[a-z0-9+-]+)+:/[^#]*$"
+REDIRECT_LOOPBACK = r"^http://(127\.0\.0\.1|\[::1\])(:[0-9]{1,5})?(/[^#]*)?$"
+
+
+def cel(
+    rule: str,
+    message: str,
+    *,
+    reason: str | None = None,
+    field_path: str | None = None,
+    optional_old_self: bool = False,
+) -> dict[str, Any]:
+    """One ``x-kubernetes-validations`` entry."""
+    out: dict[str, Any] = {"rule": rule, "message": message}
+    if reason:
+        out["reason"] = reason
+    if field_path:
+        out["fieldPath"] = field_path
+    if optional_old_self:
+        out["optionalOldSelf"] = True
+    return out
+
+
+def validations(*rules: dict[str, Any]) -> dict[str, Any]:
+    return {"x-kubernetes-validations": list(rules)}
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+class DeletionPolicy(StrEnum):
+    RETAIN = "Retain"
+    DELETE = "Delete"
+
+
+# -- app identity ---------------------------------------------------------------------------
+
+
+class IOSApp(Model):
+    """The iOS app(s) of this platform."""
+
+    bundle_ids: list[str] = Field(
+        min_length=1,
+        max_length=20,
+        json_schema_extra={"items": {"type": "string", "pattern": BUNDLE_ID, "maxLength": 155}},
+        description="Bundle identifiers of the iOS apps (e.g. com.example.app), used as OIDC "
+        "client ids and to bind Sign in with Apple and APNs topics.",
+    )
+    team_id: str | None = Field(
+        default=None,
+        pattern=r"^[A-Z0-9]{10}$",
+        description="Apple Developer Team ID (10 characters), for universal links.",
+    )
+
+
+class AndroidApp(Model):
+    """The Android app(s) of this platform."""
+
+    package_names: list[str] = Field(
+        min_length=1,
+        max_length=20,
+        json_schema_extra={
+            "items": {"type": "string", "pattern": ANDROID_PACKAGE, "maxLength": 150}
+        },
+        description="Application ids of the Android apps (e.g. com.example.app), used as OIDC "
+        "client ids and FCM targets.",
+    )
+    sha256_cert_fingerprints: list[str] = Field(
+        default_factory=list,
+        max_length=10,
+        json_schema_extra={
+            "items": {"type": "string", "pattern": r"^([0-9A-F]{2}:){31}[0-9A-F]{2}$"}
+        },
+        description="SHA-256 fingerprints of the signing certificates, for App Links "
+        "(assetlinks.json).",
+    )
+
+
+class AppIdentity(Model):
+    """Who the platform serves: the app's name, its store identities and OIDC redirects."""
+
+    display_name: str = Field(
+        min_length=1,
+        max_length=63,
+        description="Human-readable name of the app, shown on login pages.",
+    )
+    ios: IOSApp | None = Field(default=None, description="The iOS app identity.")
+    android: AndroidApp | None = Field(default=None, description="The Android app identity.")
+    redirect_uris: list[str] = Field(
+        default_factory=list,
+        max_length=20,
+        alias="redirectURIs",
+        json_schema_extra={
+            "items": {"type": "string", "maxLength": 2048},
+            **validations(
+                cel(
+                    "self.all(u, u.matches(r'"
+                    + REDIRECT_HTTPS
+                    + "') || u.matches(r'"
+                    + REDIRECT_PRIVATE_SCHEME
+                    + "') || u.matches(r'"
+                    + REDIRECT_LOOPBACK
+                    + "'))",
+                    "each redirect URI must follow RFC 8252: a claimed https URI, a private-use "
+                    "scheme in reverse-DNS form (com.example.app:/callback), or a loopback IP "
+                    "literal (http://127.0.0.1/callback, any port); not 'localhost'",
+                )
+            ),
+        },
+        description="OAuth 2.0 redirect URIs of the native apps (RFC 8252).",
+    )
+
+
+# -- services -------------------------------------------------------------------------------
+
+
+class ResourceList(Model):
+    """Amounts of CPU and memory, as Kubernetes quantities."""
+
+    cpu: str | None = Field(default=None, pattern=QUANTITY, description="CPU, e.g. 100m or 1.")
+    memory: str | None = Field(
+        default=None, pattern=QUANTITY, description="Memory, e.g. 128Mi or 1Gi."
+    )
+
+
+class Resources(Model):
+    """Compute resources of each pod of a service."""
+
+    requests: ResourceList = Field(
+        default_factory=lambda: ResourceList(cpu="50m", memory="128Mi"),
+        description="What the scheduler reserves for each pod.",
+    )
+    limits: ResourceList = Field(
+        default_factory=lambda: ResourceList(memory="512Mi"),
+        description="The most each pod may use (memory over the limit is killed).",
+    )
+
+
+class Autoscaling(Model):
+    """A HorizontalPodAutoscaler for the service; when enabled it owns the replica count."""
+
+    enabled: bool = Field(default=False, description="Whether to scale on CPU utilisation.")
+    min_replicas: int = Field(default=1, ge=1, le=100, description="Fewest replicas.")
+    max_replicas: int = Field(default=3, ge=1, le=100, description="Most replicas.")
+    target_cpu_utilization_percentage: int = Field(
+        default=75,
+        ge=10,
+        le=100,
+        alias="targetCPUUtilizationPercentage",
+        description="Average CPU utilisation to aim for.",
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "self.maxReplicas >= self.minReplicas",
+                "autoscaling.maxReplicas must be at least minReplicas",
+            ),
+        )
+    )
+
+
+class ServiceSpec(Model):
+    """One service of the platform."""
+
+    enabled: bool = Field(default=True, description="Whether the service runs.")
+    replicas: int = Field(default=1, ge=0, le=100, description="Replicas when autoscaling is off.")
+    image: str | None = Field(
+        default=None,
+        max_length=512,
+        description="Container image of this service; defaults to spec.image.",
+    )
+    resources: Resources = Field(
+        default_factory=Resources, description="Requests and limits of each pod."
+    )
+    autoscaling: Autoscaling = Field(
+        default_factory=Autoscaling, description="Horizontal autoscaling."
+    )
+
+
+def _service(description: str) -> Any:
+    return Field(default_factory=ServiceSpec, description=description)
+
+
+class Services(Model):
+    """Which services run, and how many of each."""
+
+    gateway: ServiceSpec = _service("The API gateway: one entry point, JWT checks, rate limits.")
+    auth: ServiceSpec = _service("The OpenID Provider: login, tokens, sessions.")
+    profiles: ServiceSpec = _service("User profiles and settings.")
+    content: ServiceSpec = _service("Content delivery, personalisation and media.")
+    sync: ServiceSpec = _service("Offline sync of the app's data.")
+    notifications: ServiceSpec = _service("Push notifications through APNs and FCM.")
+    telemetry: ServiceSpec = _service("Crash and performance telemetry (Sentry protocol).")
+    analytics: ServiceSpec = _service("Product analytics (Segment spec).")
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "self.gateway.enabled",
+                "the gateway cannot be disabled: apps reach every service through it",
+                field_path=".gateway.enabled",
+            ),
+        )
+    )
+
+    def by_name(self) -> dict[str, ServiceSpec]:
+        return {name: getattr(self, name) for name in SERVICE_NAMES}
+
+
+class Image(Model):
+    """The default container image of the services."""
+
+    repository: str = Field(
+        default="ghcr.io/mobileplane/mobileplane",
+        max_length=255,
+        description="Image repository of the services.",
+    )
+    tag: str = Field(default="0.1.0", max_length=128, description="Image tag.")
+    pull_policy: str = Field(
+        default="IfNotPresent",
+        description="Kubernetes imagePullPolicy.",
+        json_schema_extra={"enum": ["Always", "IfNotPresent", "Never"]},
+    )
+
+
+# -- data -----------------------------------------------------------------------------------
+
+
+class SecretRef(Model):
+    """A Secret in the MobilePlatform's namespace."""
+
+    name: str = Field(min_length=1, max_length=253, description="Name of the Secret.")
+
+
+class SecretKeyRef(Model):
+    """One key of a Secret in the MobilePlatform's namespace."""
+
+    name: str = Field(min_length=1, max_length=253, description="Name of the Secret.")
+    key: str = Field(min_length=1, max_length=253, description="Key within the Secret.")
+
+
+class DatabaseMode(StrEnum):
+    EXTERNAL = "External"
+    IN_CLUSTER = "InCluster"
+
+
+class ExternalDatabase(Model):
+    """An existing PostgreSQL server, in which the operator creates the app's database."""
+
+    admin_secret_ref: SecretRef = Field(
+        description="Secret with keys host, port, username and password (optional: sslmode, "
+        "database) of a role that may create databases and roles.",
+    )
+
+
+class InClusterDatabase(Model):
+    """A PostgreSQL StatefulSet in the namespace: for development, not production."""
+
+    image: str = Field(default="postgres:15", max_length=255, description="PostgreSQL image.")
+    storage: str = Field(default="1Gi", pattern=QUANTITY, description="Volume size.")
+
+
+class Database(Model):
+    """The app's PostgreSQL database and its least-privileged role."""
+
+    mode: DatabaseMode = Field(
+        default=DatabaseMode.IN_CLUSTER, description="External (an existing server) or InCluster."
+    )
+    name: str | None = Field(
+        default=None,
+        pattern=PG_IDENTIFIER,
+        description="Name of the database (and of its role); defaults to "
+        "mp_<namespace>_<name> with dashes as underscores. Immutable once set.",
+    )
+    external: ExternalDatabase | None = Field(
+        default=None, description="Settings of mode External."
+    )
+    in_cluster: InClusterDatabase = Field(
+        default_factory=InClusterDatabase, description="Settings of mode InCluster."
+    )
+    deletion_policy: DeletionPolicy = Field(
+        default=DeletionPolicy.RETAIN,
+        description="What happens to the database and role when the MobilePlatform is "
+        "deleted: Retain keeps them, Delete drops them.",
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "self.mode != 'External' || has(self.external)",
+                "database.external is required when database.mode is External",
+                field_path=".external",
+            ),
+            cel(
+                "!has(oldSelf.name) || (has(self.name) && self.name == oldSelf.name)",
+                "database.name is immutable",
+                field_path=".name",
+            ),
+            cel("self.mode == oldSelf.mode", "database.mode is immutable", field_path=".mode"),
+        )
+    )
+
+
+class CacheMode(StrEnum):
+    EXTERNAL = "External"
+    IN_CLUSTER = "InCluster"
+
+
+class Cache(Model):
+    """The Redis cache of the services."""
+
+    mode: CacheMode = Field(
+        default=CacheMode.IN_CLUSTER, description="InCluster (a Redis Deployment) or External."
+    )
+    url_secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        description="For mode External: the Secret key holding a redis:// or rediss:// URL.",
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "self.mode != 'External' || has(self.urlSecretRef)",
+                "cache.urlSecretRef is required when cache.mode is External",
+                field_path=".urlSecretRef",
+            ),
+        )
+    )
+
+
+class LifecycleRule(Model):
+    """One S3 lifecycle rule of the media bucket."""
+
+    id: str = Field(min_length=1, max_length=255, description="Rule id, unique in the bucket.")
+    prefix: str = Field(default="", max_length=1024, description="Key prefix it applies to.")
+    expiration_days: int | None = Field(
+        default=None, ge=1, le=36500, description="Delete objects this many days old."
+    )
+    abort_incomplete_multipart_upload_days: int | None = Field(
+        default=None, ge=1, le=365, description="Abort unfinished multipart uploads after days."
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "has(self.expirationDays) || has(self.abortIncompleteMultipartUploadDays)",
+                "a lifecycle rule needs expirationDays or abortIncompleteMultipartUploadDays",
+            ),
+        )
+    )
+
+
+class Media(Model):
+    """The S3 bucket of the app's media (uploads, content assets)."""
+
+    bucket: str = Field(
+        pattern=BUCKET_NAME, description="Bucket name (S3 naming rules). Immutable."
+    )
+    endpoint: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        max_length=2048,
+        description="S3 endpoint URL; AWS when omitted.",
+    )
+    region: str = Field(default="us-east-1", max_length=64, description="S3 region.")
+    credentials_secret_ref: SecretRef = Field(
+        description="Secret with keys accessKeyId and secretAccessKey.",
+    )
+    deletion_policy: DeletionPolicy = Field(
+        default=DeletionPolicy.RETAIN,
+        description="Retain keeps the bucket when the MobilePlatform is deleted; Delete "
+        "empties and removes it.",
+    )
+    lifecycle: list[LifecycleRule] = Field(
+        default_factory=list, max_length=50, description="Lifecycle rules of the bucket."
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel("self.bucket == oldSelf.bucket", "media.bucket is immutable", field_path=".bucket"),
+        )
+    )
+
+
+# -- push, telemetry, analytics, backups, auth ----------------------------------------------
+
+
+class APNs(Model):
+    """Apple Push Notification service credentials (token-based, .p8 key)."""
+
+    key_secret_ref: SecretKeyRef = Field(description="Secret key holding the .p8 private key.")
+    key_id: str = Field(pattern=r"^[A-Z0-9]{10}$", description="Key ID of the .p8 key.")
+    team_id: str = Field(pattern=r"^[A-Z0-9]{10}$", description="Apple Developer Team ID.")
+    topic: str = Field(pattern=BUNDLE_ID, description="The app's bundle id (apns-topic).")
+    environment: str = Field(
+        default="production",
+        description="production or sandbox.",
+        json_schema_extra={"enum": ["production", "sandbox"]},
+    )
+
+
+class FCM(Model):
+    """Firebase Cloud Messaging (HTTP v1) credentials."""
+
+    service_account_secret_ref: SecretKeyRef = Field(
+        description="Secret key holding the Google service account JSON."
+    )
+    project_id: str = Field(
+        pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$", description="Firebase project id."
+    )
+
+
+class Push(Model):
+    """Push credentials of the notifications service."""
+
+    apns: APNs | None = Field(default=None, description="APNs, for iOS.")
+    fcm: FCM | None = Field(default=None, description="FCM, for Android (and iOS via FCM).")
+
+
+class StabilityTarget(Model):
+    """A crash-free rate target, in percent."""
+
+    target: float = Field(default=99.5, ge=0, le=100, description="Healthy at or above this.")
+    critical: float = Field(
+        default=99.0, ge=0, le=100, description="Critical below this (releases halt)."
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel("self.critical <= self.target", "critical must not exceed target"),
+        )
+    )
+
+
+class Telemetry(Model):
+    """Crash and performance telemetry."""
+
+    retention_days: int = Field(default=90, ge=1, le=3650, description="Days events are kept.")
+    crash_free_sessions: StabilityTarget = Field(
+        default_factory=StabilityTarget, description="Target for crash-free sessions."
+    )
+    crash_free_users: StabilityTarget = Field(
+        default_factory=lambda: StabilityTarget(target=99.0, critical=98.0),
+        description="Target for crash-free users.",
+    )
+    traces_sample_rate: float = Field(
+        default=0.1, ge=0, le=1, description="Share of transactions kept."
+    )
+
+
+class Analytics(Model):
+    """Product analytics."""
+
+    retention_days: int = Field(default=395, ge=1, le=3650, description="Days raw events are kept.")
+    ip_anonymization: bool = Field(default=True, description="Drop the last octet of client IPs.")
+
+
+class Backups(Model):
+    """Scheduled logical backups of the database (pg_dump) to S3."""
+
+    enabled: bool = Field(default=False, description="Whether backups run.")
+    schedule: str = Field(default="0 3 * * *", pattern=CRON, description="Cron schedule (UTC).")
+    retention_days: int = Field(default=14, ge=1, le=3650, description="Days backups are kept.")
+    bucket: str | None = Field(
+        default=None,
+        pattern=BUCKET_NAME,
+        description="Target bucket; defaults to the media bucket.",
+    )
+    prefix: str = Field(default="backups/", max_length=512, description="Key prefix.")
+
+
+class Auth(Model):
+    """Token signing of the auth service."""
+
+    signing_algorithm: str = Field(
+        default="ES256",
+        description="JWS algorithm of access tokens.",
+        json_schema_extra={"enum": ["ES256", "RS256"]},
+    )
+    access_token_ttl_seconds: int = Field(
+        default=900,
+        ge=60,
+        le=86400,
+        alias="accessTokenTTLSeconds",
+        description="Lifetime of access tokens.",
+    )
+    key_rotation: str | None = Field(
+        default=None,
+        max_length=63,
+        description="Change this value to rotate the signing key: a new key becomes active "
+        "and the previous one stays published until tokens it signed have expired.",
+    )
+
+
+class Gateway(Model):
+    """How apps reach the platform."""
+
+    host: str | None = Field(
+        default=None,
+        max_length=253,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        description="Public host name; the gateway URL uses it when set.",
+    )
+
+
+class MobilePlatformSpec(Model):
+    """The desired backend of one mobile app."""
+
+    app: AppIdentity = Field(description="The app's identity.")
+    image: Image = Field(default_factory=Image, description="Default image of the services.")
+    services: Services = Field(default_factory=Services, description="Which services run.")
+    gateway: Gateway = Field(default_factory=Gateway, description="How apps reach the platform.")
+    auth: Auth = Field(default_factory=Auth, description="Token signing.")
+    database: Database = Field(default_factory=Database, description="The app's database.")
+    cache: Cache = Field(default_factory=Cache, description="The services' cache.")
+    media: Media | None = Field(default=None, description="The media bucket.")
+    push: Push = Field(default_factory=Push, description="Push credentials.")
+    telemetry: Telemetry = Field(default_factory=Telemetry, description="Telemetry settings.")
+    analytics: Analytics = Field(default_factory=Analytics, description="Analytics settings.")
+    backups: Backups = Field(default_factory=Backups, description="Database backups.")
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "has(self.app.ios) || has(self.app.android)",
+                "spec.app needs an ios or an android identity (or both)",
+                field_path=".app",
+            ),
+            cel(
+                "!has(self.backups) || !self.backups.enabled || has(self.backups.bucket) || "
+                "has(self.media)",
+                "backups need a target: set backups.bucket or configure media",
+                field_path=".backups",
+            ),
+            cel(
+                "!has(self.push) || !has(self.push.apns) || !has(self.app.ios) || "
+                "self.app.ios.bundleIds.exists(b, b == self.push.apns.topic)",
+                "push.apns.topic must be one of app.ios.bundleIds",
+                field_path=".push.apns.topic",
+            ),
+        )
+    )
+
+
+# -- status ---------------------------------------------------------------------------------
+
+
+class Condition(Model):
+    """A Kubernetes condition (metav1.Condition)."""
+
+    type: str = Field(max_length=316, description="Type of the condition, e.g. Ready.")
+    status: str = Field(
+        description="True, False or Unknown.",
+        json_schema_extra={"enum": ["True", "False", "Unknown"]},
+    )
+    reason: str = Field(max_length=1024, description="Machine-readable reason, CamelCase.")
+    message: str = Field(default="", max_length=32768, description="Human-readable details.")
+    last_transition_time: str = Field(
+        description="When the status last changed (RFC 3339).",
+        json_schema_extra={"format": "date-time"},
+    )
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="The .metadata.generation the condition was set for."
+    )
+
+
+class ServiceStatus(Model):
+    """Availability of one service, read from its Deployment."""
+
+    replicas: int = Field(default=0, description="Desired replicas.")
+    available_replicas: int = Field(default=0, description="Available replicas.")
+    available: bool = Field(default=False, description="Whether the Deployment is Available.")
+
+
+class DatabaseStatus(Model):
+    """The provisioned database."""
+
+    name: str | None = Field(default=None, description="Database name.")
+    role: str | None = Field(default=None, description="The app's least-privileged role.")
+    host: str | None = Field(default=None, description="Server host.")
+
+
+class SigningKeysStatus(Model):
+    """The auth service's signing keys."""
+
+    active_kid: str | None = Field(default=None, description="Key id signing new tokens.")
+    published_kids: list[str] = Field(
+        default_factory=list, description="Key ids in the JWKS (active and passive)."
+    )
+    rotation: str | None = Field(
+        default=None, description="The spec.auth.keyRotation last acted upon."
+    )
+
+
+class MobilePlatformStatus(Model):
+    """The observed state of a MobilePlatform, written by the operator."""
+
+    observed_generation: int | None = Field(
+        default=None, description="The .metadata.generation this status reflects."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Ready, DatabaseReady, CacheReady, BucketReady and ServicesReady.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    gateway_url: str | None = Field(
+        default=None, alias="gatewayURL", description="Where apps reach the platform."
+    )
+    services: dict[str, ServiceStatus] = Field(
+        default_factory=dict, description="Per-service availability."
+    )
+    database: DatabaseStatus | None = Field(default=None, description="The database.")
+    bucket: str | None = Field(default=None, description="The media bucket.")
+    signing_keys: SigningKeysStatus | None = Field(default=None, description="The signing keys.")
