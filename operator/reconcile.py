@@ -1,0 +1,382 @@
+"""One reconciliation of a MobilePlatform: observe, provision, render, apply, report.
+
+This is the edge that performs I/O around the deciding code: it provisions the external
+resources through their gateways (PostgreSQL, S3), renders the desired children (pure), applies
+them with server-side apply, reads back what the cluster reports, and decides the status with
+:mod:`conditions`. It never sleeps and never raises for an expected failure: every problem
+becomes a condition, and the returned :class:`Outcome` says whether and when to retry.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from mobileplane.operator import conditions as cond
+from mobileplane.operator.conditions import FALSE, TRUE, UNKNOWN, Observation
+from mobileplane.operator.keys import KeySet, generate, needs_key, prune, rotate
+from mobileplane.operator.kube import KubeError, KubeGateway
+from mobileplane.operator.provision.buckets import BucketProvisioner, S3Endpoint
+from mobileplane.operator.provision.errors import ProvisioningError
+from mobileplane.operator.provision.postgres import AdminConnection, PostgresProvisioner
+from mobileplane.operator.render import (
+    DatabaseTarget,
+    GeneratedMaterial,
+    PlatformRef,
+    RenderInput,
+    base_name,
+    child_name,
+    gateway_url,
+    keyset_from_secret_data,
+    postgres_host,
+    render,
+    signing_keys_data,
+)
+from mobileplane.operator.render.names import MANAGED_BY
+from mobileplane.operator.render.secrets import database_secret_name, signing_keys_secret_name
+from mobileplane.operator.spec import CacheMode, DatabaseMode, MobilePlatformSpec
+
+
+class Clock(Protocol):
+    def __call__(self) -> datetime: ...
+
+
+@dataclass
+class Deps:
+    kube: KubeGateway
+    postgres: PostgresProvisioner
+    buckets: BucketProvisioner
+    clock: Clock
+    retry_seconds: float = 15.0
+    refused_retry_seconds: float = 300.0
+
+
+@dataclass
+class Outcome:
+    """What a reconciliation decided: the status to write, events, and the retry."""
+
+    status: dict[str, Any]
+    events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
+    retry_after: float | None = None
+    permanent_error: str | None = None
+
+
+def default_database_name(namespace: str, name: str) -> str:
+    """``mp_<namespace>_<name>``, as a PostgreSQL identifier of at most 63 characters."""
+    raw = re.sub(r"[^a-z0-9_]", "_", f"mp_{namespace}_{name}".lower())
+    return raw[:63]
+
+
+def _owner_reference(body: Mapping[str, Any]) -> dict[str, Any]:
+    meta = body["metadata"]
+    return {
+        "apiVersion": body["apiVersion"],
+        "kind": body["kind"],
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _adopt(child: dict[str, Any], body: Mapping[str, Any]) -> dict[str, Any]:
+    meta = child.setdefault("metadata", {})
+    meta.setdefault("namespace", body["metadata"]["namespace"])
+    meta["ownerReferences"] = [_owner_reference(body)]
+    return child
+
+
+class _Retry:
+    def __init__(self) -> None:
+        self.delay: float | None = None
+
+    def want(self, seconds: float) -> None:
+        self.delay = seconds if self.delay is None else min(self.delay, seconds)
+
+
+async def _database(
+    deps: Deps, platform: PlatformRef, spec: MobilePlatformSpec, password: str, retry: _Retry
+) -> tuple[Observation, DatabaseTarget | None, list[tuple[str, str, str]]]:
+    """DatabaseReady, and where the services connect (None while that is unknown)."""
+    db = spec.database
+    ns = platform.namespace
+    dbname = db.name or default_database_name(ns, platform.name)
+    events: list[tuple[str, str, str]] = []
+    if db.mode == DatabaseMode.IN_CLUSTER:
+        target = DatabaseTarget(host=postgres_host(platform), port=5432, name=dbname, role=dbname)
+        sts = child_name(platform, "postgres")
+        if await deps.kube.statefulset_ready(ns, sts):
+            return (
+                Observation(
+                    "DatabaseReady", TRUE, "InClusterReady", f"in-cluster PostgreSQL {sts} is ready"
+                ),
+                target,
+                events,
+            )
+        return (
+            Observation(
+                "DatabaseReady",
+                FALSE,
+                "InClusterStarting",
+                f"waiting for the StatefulSet {sts} (and its volume)",
+            ),
+            target,
+            events,
+        )
+    assert db.external is not None  # CEL guarantees it; the model mirrors CEL
+    ref = db.external.admin_secret_ref.name
+    admin_data = await deps.kube.read_secret(ns, ref)
+    try:
+        if admin_data is None:
+            raise ProvisioningError(
+                f"Secret {ref} not found: create it with keys host, port, username, password "
+                "(optional sslmode, database)",
+                transient=True,
+            )
+        admin = AdminConnection.from_secret_data(admin_data, source=f"Secret {ns}/{ref}")
+    except ProvisioningError as e:
+        retry.want(deps.retry_seconds)
+        return Observation("DatabaseReady", FALSE, "AdminSecretInvalid", str(e)), None, events
+    target = DatabaseTarget(
+        host=admin.host,
+        port=admin.port,
+        name=dbname,
+        role=dbname,
+        sslmode=admin_data.get("sslmode"),
+    )
+    try:
+        created = await deps.postgres.ensure(admin, dbname, dbname, password)
+    except ProvisioningError as e:
+        retry.want(deps.retry_seconds if e.transient else deps.refused_retry_seconds)
+        reason = "Unreachable" if e.transient else "Refused"
+        return Observation("DatabaseReady", FALSE, reason, str(e)), target, events
+    if created.created:
+        events.append(("Normal", "DatabaseProvisioned", f"database {dbname} and role created"))
+    return (
+        Observation(
+            "DatabaseReady", TRUE, "Provisioned", f"database {dbname} on {admin.host}:{admin.port}"
+        ),
+        target,
+        events,
+    )
+
+
+async def _cache(
+    deps: Deps, platform: PlatformRef, spec: MobilePlatformSpec, retry: _Retry
+) -> Observation:
+    ns = platform.namespace
+    if spec.cache.mode == CacheMode.IN_CLUSTER:
+        redis = child_name(platform, "redis")
+        deployments = await deps.kube.deployments(
+            ns,
+            f"app.kubernetes.io/instance={base_name(platform.name)},"
+            "app.kubernetes.io/component=redis",
+        )
+        if any(d["available"] for d in deployments):
+            return Observation("CacheReady", TRUE, "InClusterReady", f"{redis} available")
+        return Observation(
+            "CacheReady", FALSE, "InClusterStarting", f"waiting for the Deployment {redis}"
+        )
+    ref = spec.cache.url_secret_ref
+    assert ref is not None
+    data = await deps.kube.read_secret(ns, ref.name)
+    if data is None or ref.key not in data:
+        retry.want(deps.retry_seconds)
+        return Observation(
+            "CacheReady",
+            FALSE,
+            "UrlSecretInvalid",
+            f"Secret {ref.name} with key {ref.key} (a redis:// URL) not found",
+        )
+    if not data[ref.key].startswith(("redis://", "rediss://")):
+        return Observation(
+            "CacheReady",
+            FALSE,
+            "UrlSecretInvalid",
+            f"Secret {ref.name} key {ref.key} is not a redis:// or rediss:// URL",
+        )
+    return Observation("CacheReady", TRUE, "ExternalConfigured", "external Redis configured")
+
+
+async def _bucket(
+    deps: Deps, ns: str, spec: MobilePlatformSpec, retry: _Retry
+) -> tuple[Observation, list[tuple[str, str, str]]]:
+    media = spec.media
+    if media is None:
+        return Observation("BucketReady", TRUE, "NotRequested", "no media bucket requested"), []
+    ref = media.credentials_secret_ref.name
+    data = await deps.kube.read_secret(ns, ref)
+    if data is None or not {"accessKeyId", "secretAccessKey"} <= data.keys():
+        retry.want(deps.retry_seconds)
+        return Observation(
+            "BucketReady",
+            FALSE,
+            "CredentialsSecretInvalid",
+            f"Secret {ref} with keys accessKeyId and secretAccessKey not found",
+        ), []
+    try:
+        endpoint = S3Endpoint.from_secret_data(
+            data, endpoint_url=media.endpoint, region=media.region, source=f"Secret {ns}/{ref}"
+        )
+        info = await deps.buckets.ensure(endpoint, media.bucket, list(media.lifecycle))
+    except ProvisioningError as e:
+        retry.want(deps.retry_seconds if e.transient else deps.refused_retry_seconds)
+        return Observation(
+            "BucketReady", FALSE, "Unreachable" if e.transient else "Refused", str(e)
+        ), []
+    events = []
+    if info.created:
+        events.append(("Normal", "BucketProvisioned", f"bucket {media.bucket} created"))
+    note = f"; not applied: {'; '.join(info.notes)}" if info.unsupported else ""
+    return Observation("BucketReady", TRUE, "Provisioned", f"bucket {media.bucket}{note}"), events
+
+
+def _signing_keys(
+    spec: MobilePlatformSpec, existing: Mapping[str, str] | None, now: datetime
+) -> tuple[KeySet, bool]:
+    keyset = keyset_from_secret_data(existing) if existing else KeySet()
+    changed = False
+    if needs_key(keyset, spec.auth.signing_algorithm, spec.auth.key_rotation):
+        keyset = rotate(
+            keyset, generate(spec.auth.signing_algorithm, now), spec.auth.key_rotation, now
+        )
+        changed = True
+    pruned = prune(keyset, timedelta(seconds=spec.auth.access_token_ttl_seconds), now)
+    changed = changed or pruned != keyset
+    return pruned, changed
+
+
+async def reconcile(deps: Deps, body: Mapping[str, Any]) -> Outcome:
+    meta = body["metadata"]
+    name, ns, generation = meta["name"], meta["namespace"], int(meta.get("generation", 0))
+    now = deps.clock()
+    previous = list((body.get("status") or {}).get("conditions") or [])
+    try:
+        spec = MobilePlatformSpec.model_validate(body.get("spec") or {})
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        message = f"spec.{where}: {first['msg']}"
+        obs = [Observation("Ready", FALSE, "InvalidSpec", message)]
+        return Outcome(
+            status={
+                "observedGeneration": generation,
+                "conditions": cond.merge(previous, obs, generation, now),
+            },
+            events=[("Warning", "InvalidSpec", message)],
+            permanent_error=message,
+        )
+
+    platform = PlatformRef(name=name, namespace=ns, uid=meta["uid"])
+    retry = _Retry()
+    events: list[tuple[str, str, str]] = []
+    db_secret_name = database_secret_name(platform)
+    keys_secret_name = signing_keys_secret_name(platform)
+    instance = base_name(name)
+    try:
+        db_secret = await deps.kube.read_secret(ns, db_secret_name)
+        # Generated once: a password read back is reused forever, never regenerated.
+        password = (db_secret or {}).get("password") or secrets.token_urlsafe(24)
+        db_obs, target, db_events = await _database(deps, platform, spec, password, retry)
+        events += db_events
+        bucket_obs, bucket_events = await _bucket(deps, ns, spec, retry)
+        events += bucket_events
+        keys_secret = await deps.kube.read_secret(ns, keys_secret_name)
+        keyset, keys_changed = _signing_keys(spec, keys_secret, now)
+        if keys_secret is not None and keys_changed:
+            events.append(
+                (
+                    "Normal",
+                    "SigningKeysRotated",
+                    f"active key {keyset.active.kid if keyset.active else '?'}",
+                )
+            )
+
+        inp = RenderInput(
+            platform=platform,
+            spec=spec,
+            # Until the external server is known, the children point at no database: the
+            # services start and report not-ready, and the database Secret waits.
+            database=target or DatabaseTarget(host="", port=5432, name="", role=""),
+            generated=GeneratedMaterial(db_password=password, signing_keys=keyset),
+        )
+        desired = [_adopt(child, body) for child in render(inp)]
+        for child in desired:
+            child_name_ = child["metadata"]["name"]
+            if child["kind"] == "Secret" and child_name_ == keys_secret_name:
+                if keys_secret is None:
+                    await deps.kube.create_if_absent(child)
+                elif keys_changed:
+                    await deps.kube.update_secret_data(ns, child_name_, signing_keys_data(keyset))
+            elif child["kind"] == "Secret" and child_name_ == db_secret_name:
+                if target is not None:
+                    # Same password as read back: re-applying only follows the target.
+                    await deps.kube.apply(child)
+            else:
+                await deps.kube.apply(child)
+        for gone in await deps.kube.prune(ns, instance, MANAGED_BY, desired):
+            events.append(("Normal", "ChildRemoved", f"{gone} is no longer desired"))
+
+        cache_obs = await _cache(deps, platform, spec, retry)
+        deployments = await deps.kube.deployments(
+            ns, f"app.kubernetes.io/instance={instance},app.kubernetes.io/managed-by={MANAGED_BY}"
+        )
+    except KubeError as e:
+        retry.want(deps.retry_seconds)
+        obs = [Observation("Ready", UNKNOWN, "KubernetesApiError", str(e))]
+        return Outcome(
+            status={
+                "observedGeneration": generation,
+                "conditions": cond.merge(previous, obs, generation, now),
+            },
+            events=[("Warning", "KubernetesApiError", str(e))],
+            retry_after=retry.delay,
+        )
+
+    enabled = [s for s, svc in spec.services.by_name().items() if svc.enabled]
+    by_component = {
+        d["labels"].get("app.kubernetes.io/component", ""): (
+            int(d["replicas"]),
+            int(d["available_replicas"]),
+            bool(d["available"]),
+        )
+        for d in deployments
+    }
+    observations = [db_obs, cache_obs, bucket_obs, cond.services_observation(enabled, by_component)]
+    conditions = cond.merge(previous, [*observations, cond.ready(observations)], generation, now)
+    for ctype, before, after in cond.transitions(previous, conditions):
+        if ctype == "Ready" and after == TRUE:
+            events.append(("Normal", "Ready", "all components are ready"))
+        elif ctype == "Ready" and before == TRUE:
+            message = next(c["message"] for c in conditions if c["type"] == "Ready")
+            events.append(("Warning", "NotReady", message))
+    empty = (0, 0, False)
+    status = {
+        "observedGeneration": generation,
+        "conditions": conditions,
+        "gatewayURL": gateway_url(inp),
+        "services": {
+            s: {
+                "replicas": by_component.get(s, empty)[0],
+                "availableReplicas": by_component.get(s, empty)[1],
+                "available": by_component.get(s, empty)[2],
+            }
+            for s in enabled
+        },
+        "database": (
+            {"name": target.name, "role": target.role, "host": target.host} if target else None
+        ),
+        "bucket": spec.media.bucket if spec.media else None,
+        "signingKeys": {
+            "activeKid": keyset.active.kid if keyset.active else None,
+            "publishedKids": [k.kid for k in keyset.keys],
+            "rotation": keyset.rotation,
+        },
+    }
+    return Outcome(status=status, events=events, retry_after=retry.delay)

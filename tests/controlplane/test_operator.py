@@ -1,0 +1,351 @@
+"""The MobilePlatform operator on the real control plane, with real PostgreSQL and S3.
+
+The operator runs in-process (kopf's KopfRunner) as the chart's ServiceAccount, watching the
+test's namespace only; kwok makes the rendered Deployments Available.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import yaml
+from kopf.testing import KopfRunner
+from kubernetes import client as k8s
+from support.operator import (
+    GROUP,
+    PLURAL,
+    ROOT,
+    VERSION,
+    apply,
+    chart_objects,
+    condition,
+    environment,
+    eventually,
+    get_platform,
+    install_crds,
+    operator_kubeconfig,
+    volume_for,
+)
+from support.stack import StackSettings
+
+pytestmark = pytest.mark.controlplane
+
+READY_TIMEOUT = 90
+
+
+def _example(name: str) -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load((ROOT / "crds" / "examples" / name).read_text())
+    return doc
+
+
+@pytest.fixture
+def operator(kube_api: k8s.ApiClient, k8s_namespace: str, tmp_path: Path) -> Iterator[KopfRunner]:
+    """The operator, as the chart's ServiceAccount, watching this test's namespace."""
+    install_crds(kube_api)
+    sa = f"mp-operator-{uuid.uuid4().hex[:8]}"
+    objects = chart_objects(k8s_namespace, sa)
+    for obj in objects:
+        apply(kube_api, obj, k8s_namespace if obj["kind"] == "ServiceAccount" else None)
+    kubeconfig = operator_kubeconfig(kube_api, k8s_namespace, sa, tmp_path / "kubeconfig")
+    env = {
+        "KUBECONFIG": str(kubeconfig),
+        "MOBILEPLANE_OPERATOR_STANDALONE": "true",
+        "MOBILEPLANE_OPERATOR_RETRY_SECONDS": "2",
+        "MOBILEPLANE_OPERATOR_REFUSED_RETRY_SECONDS": "5",
+    }
+    args = [
+        "run",
+        "--namespace",
+        k8s_namespace,
+        "--standalone",
+        "--verbose",
+        "-m",
+        "mobileplane.operator.handlers",
+    ]
+    try:
+        with environment(**env), KopfRunner(args, timeout=60) as runner:
+            yield runner
+        assert runner.exception is None, runner.output
+        assert runner.exit_code == 0, runner.output
+    finally:
+        rbac = k8s.RbacAuthorizationV1Api(kube_api)
+        for delete in (rbac.delete_cluster_role_binding, rbac.delete_cluster_role):
+            try:
+                delete(sa)
+            except k8s.ApiException as e:
+                if e.status != 404:
+                    raise
+
+
+def _create(kube_api: k8s.ApiClient, namespace: str, obj: dict[str, Any]) -> None:
+    k8s.CustomObjectsApi(kube_api).create_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, obj
+    )
+
+
+@pytest.fixture
+def hello_volume(kube_api: k8s.ApiClient, k8s_namespace: str) -> Iterator[None]:
+    """Storage for the minimal example's in-cluster PostgreSQL."""
+    with volume_for(kube_api, k8s_namespace, "data-hello-postgres-0"):
+        yield
+
+
+def _ready(kube_api: k8s.ApiClient, namespace: str, name: str) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        obj = get_platform(kube_api, namespace, name)
+        ready = condition(obj, "Ready")
+        return obj if ready and ready["status"] == "True" else None
+
+    return eventually(check, READY_TIMEOUT, f"MobilePlatform {name} to be Ready")
+
+
+def _secret(kube_api: k8s.ApiClient, namespace: str, name: str, data: dict[str, str]) -> None:
+    k8s.CoreV1Api(kube_api).create_namespaced_secret(
+        namespace, k8s.V1Secret(metadata=k8s.V1ObjectMeta(name=name), string_data=data)
+    )
+
+
+def _external(
+    stack: StackSettings, kube_api: k8s.ApiClient, namespace: str, policy: str
+) -> tuple[dict[str, Any], str, str]:
+    """The complete example on the stack's PostgreSQL and S3, with unique names."""
+    suffix = uuid.uuid4().hex[:8]
+    dbname, bucket = f"shop_{suffix}", f"shop-media-{suffix}"
+    pg = psycopg.conninfo.conninfo_to_dict(stack.database_url)
+    _secret(
+        kube_api,
+        namespace,
+        "shop-postgres-admin",
+        {
+            "host": str(pg["host"]),
+            "port": str(pg["port"]),
+            "username": str(pg["user"]),
+            "password": str(pg["password"]),
+            "database": str(pg["dbname"]),
+        },
+    )
+    _secret(
+        kube_api,
+        namespace,
+        "shop-media",
+        {
+            "accessKeyId": stack.s3_access_key,
+            "secretAccessKey": stack.s3_secret_key,
+        },
+    )
+    _secret(kube_api, namespace, "shop-redis", {"url": stack.redis_url})
+    obj = _example("complete.yaml")
+    obj["spec"]["database"]["name"] = dbname
+    obj["spec"]["database"]["deletionPolicy"] = policy
+    obj["spec"]["media"].update(bucket=bucket, endpoint=stack.s3_endpoint, deletionPolicy=policy)
+    return obj, dbname, bucket
+
+
+def test_minimal_example_becomes_ready(
+    hello_volume: None, operator: KopfRunner, kube_api: k8s.ApiClient, k8s_namespace: str
+) -> None:
+    _create(kube_api, k8s_namespace, _example("minimal.yaml"))
+    obj = _ready(kube_api, k8s_namespace, "hello")
+    status = obj["status"]
+    for ctype in ("DatabaseReady", "CacheReady", "BucketReady", "ServicesReady"):
+        c = condition(obj, ctype)
+        assert c is not None and c["status"] == "True", c
+        assert c["observedGeneration"] == obj["metadata"]["generation"]
+    assert status["observedGeneration"] == obj["metadata"]["generation"]
+    assert status["gatewayURL"].startswith("http://hello-gateway.")
+    assert all(s["available"] for s in status["services"].values())
+    deployments = k8s.AppsV1Api(kube_api).list_namespaced_deployment(k8s_namespace).items
+    owned = [
+        d
+        for d in deployments
+        if d.metadata.owner_references and d.metadata.owner_references[0].kind == "MobilePlatform"
+    ]
+    assert {d.metadata.labels["app.kubernetes.io/component"] for d in owned} >= {
+        "gateway",
+        "auth",
+        "profiles",
+        "content",
+        "sync",
+        "notifications",
+        "telemetry",
+        "analytics",
+    }
+
+
+def test_external_database_and_bucket_with_delete_policy(
+    operator: KopfRunner,
+    kube_api: k8s.ApiClient,
+    k8s_namespace: str,
+    stack: StackSettings,
+    s3_client: Any,
+) -> None:
+    obj, dbname, bucket = _external(stack, kube_api, k8s_namespace, "Delete")
+    _create(kube_api, k8s_namespace, obj)
+    ready = _ready(kube_api, k8s_namespace, "shop")
+    assert ready["status"]["database"]["name"] == dbname
+    assert ready["status"]["bucket"] == bucket
+    with psycopg.connect(stack.database_url) as conn:
+        assert conn.execute("SELECT 1 FROM pg_database WHERE datname=%s", (dbname,)).fetchone()
+    s3_client.head_bucket(Bucket=bucket)
+
+    k8s.CustomObjectsApi(kube_api).delete_namespaced_custom_object(
+        GROUP, VERSION, k8s_namespace, PLURAL, "shop"
+    )
+    eventually(
+        lambda: get_platform(kube_api, k8s_namespace, "shop") is None,
+        60,
+        "the MobilePlatform to be deleted",
+    )
+    with psycopg.connect(stack.database_url) as conn:
+        assert (
+            conn.execute("SELECT 1 FROM pg_database WHERE datname=%s", (dbname,)).fetchone() is None
+        )
+        assert conn.execute("SELECT 1 FROM pg_roles WHERE rolname=%s", (dbname,)).fetchone() is None
+    names = [b["Name"] for b in s3_client.list_buckets()["Buckets"]]
+    assert bucket not in names
+
+
+def test_retain_policy_keeps_database_and_bucket(
+    operator: KopfRunner,
+    kube_api: k8s.ApiClient,
+    k8s_namespace: str,
+    stack: StackSettings,
+    s3_client: Any,
+) -> None:
+    obj, dbname, bucket = _external(stack, kube_api, k8s_namespace, "Retain")
+    _create(kube_api, k8s_namespace, obj)
+    _ready(kube_api, k8s_namespace, "shop")
+    k8s.CustomObjectsApi(kube_api).delete_namespaced_custom_object(
+        GROUP, VERSION, k8s_namespace, PLURAL, "shop"
+    )
+    eventually(
+        lambda: get_platform(kube_api, k8s_namespace, "shop") is None,
+        60,
+        "the MobilePlatform to be deleted",
+    )
+    try:
+        with psycopg.connect(stack.database_url) as conn:
+            assert conn.execute("SELECT 1 FROM pg_database WHERE datname=%s", (dbname,)).fetchone()
+        s3_client.head_bucket(Bucket=bucket)
+    finally:
+        with psycopg.connect(stack.database_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+            conn.execute(f'DROP ROLE IF EXISTS "{dbname}"')
+        for o in s3_client.list_objects_v2(Bucket=bucket).get("Contents", []):
+            s3_client.delete_object(Bucket=bucket, Key=o["Key"])
+        s3_client.delete_bucket(Bucket=bucket)
+
+
+def test_drift_is_restored_and_spec_changes_roll_out(
+    hello_volume: None, operator: KopfRunner, kube_api: k8s.ApiClient, k8s_namespace: str
+) -> None:
+    _create(kube_api, k8s_namespace, _example("minimal.yaml"))
+    _ready(kube_api, k8s_namespace, "hello")
+    apps = k8s.AppsV1Api(kube_api)
+    before = apps.read_namespaced_deployment("hello-profiles", k8s_namespace)
+
+    apps.delete_namespaced_deployment("hello-profiles", k8s_namespace)
+
+    def restored() -> k8s.V1Deployment | None:
+        try:
+            d = apps.read_namespaced_deployment("hello-profiles", k8s_namespace)
+        except k8s.ApiException:
+            return None
+        return d if d.metadata.uid != before.metadata.uid else None
+
+    eventually(restored, 30, "the deleted Deployment to be restored")
+
+    apps.patch_namespaced_deployment(
+        "hello-auth",
+        k8s_namespace,
+        {
+            "spec": {
+                "template": {"spec": {"containers": [{"name": "auth", "image": "hand-edited:1"}]}}
+            }
+        },
+    )
+    eventually(
+        lambda: (
+            apps.read_namespaced_deployment("hello-auth", k8s_namespace)
+            .spec.template.spec.containers[0]
+            .image
+            != "hand-edited:1"
+        ),
+        30,
+        "the hand-edited image to be taken back",
+    )
+
+    hash_before = (before.spec.template.metadata.annotations or {}).get(
+        "mobileplane.io/config-hash"
+    )
+    k8s.CustomObjectsApi(kube_api).patch_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        k8s_namespace,
+        PLURAL,
+        "hello",
+        {"spec": {"services": {"profiles": {"replicas": 3}}}},
+    )
+    eventually(
+        lambda: apps.read_namespaced_deployment("hello-profiles", k8s_namespace).spec.replicas == 3,
+        30,
+        "replicas to follow the spec",
+    )
+    _ready(kube_api, k8s_namespace, "hello")
+    after = apps.read_namespaced_deployment("hello-profiles", k8s_namespace)
+    assert (after.spec.template.metadata.annotations or {}).get(
+        "mobileplane.io/config-hash"
+    ) is not None
+    assert hash_before is not None
+
+
+def test_unreachable_database_is_a_condition_not_a_crash(
+    operator: KopfRunner, kube_api: k8s.ApiClient, k8s_namespace: str, stack: StackSettings
+) -> None:
+    obj, _, _ = _external(stack, kube_api, k8s_namespace, "Retain")
+    del obj["spec"]["media"]
+    obj["spec"]["backups"]["enabled"] = False
+    obj["spec"]["database"]["external"]["adminSecretRef"]["name"] = "nowhere"
+    _secret(
+        kube_api,
+        k8s_namespace,
+        "nowhere",
+        {"host": "127.0.0.1", "port": "1", "username": "x", "password": "y"},
+    )
+    _create(kube_api, k8s_namespace, obj)
+
+    def reported() -> dict[str, Any] | None:
+        c = condition(get_platform(kube_api, k8s_namespace, "shop"), "DatabaseReady")
+        return c if c and c["reason"] == "Unreachable" else None
+
+    c = eventually(reported, 60, "DatabaseReady=False reason Unreachable")
+    assert c["status"] == "False"
+    ready = condition(get_platform(kube_api, k8s_namespace, "shop"), "Ready")
+    assert ready is not None and ready["status"] == "False"
+
+
+def test_signing_keys_rotate_and_the_old_key_stays_published(
+    hello_volume: None, operator: KopfRunner, kube_api: k8s.ApiClient, k8s_namespace: str
+) -> None:
+    obj = copy.deepcopy(_example("minimal.yaml"))
+    _create(kube_api, k8s_namespace, obj)
+    first = _ready(kube_api, k8s_namespace, "hello")["status"]["signingKeys"]
+    k8s.CustomObjectsApi(kube_api).patch_namespaced_custom_object(
+        GROUP, VERSION, k8s_namespace, PLURAL, "hello", {"spec": {"auth": {"keyRotation": "r1"}}}
+    )
+
+    def rotated() -> dict[str, Any] | None:
+        keys = ((get_platform(kube_api, k8s_namespace, "hello") or {}).get("status") or {}).get(
+            "signingKeys"
+        ) or {}
+        return keys if keys.get("rotation") == "r1" else None
+
+    second = eventually(rotated, 30, "the signing key to rotate")
+    assert second["activeKid"] != first["activeKid"]
+    assert first["activeKid"] in second["publishedKids"]
