@@ -357,17 +357,22 @@ async def reconcile(deps: Deps, body: Mapping[str, Any]) -> Outcome:
             message = next(c["message"] for c in conditions if c["type"] == "Ready")
             events.append(("Warning", "NotReady", message))
     empty = (0, 0, False)
+    previous_services = set(((body.get("status") or {}).get("services") or {}).keys())
     status = {
         "observedGeneration": generation,
         "conditions": conditions,
         "gatewayURL": gateway_url(inp),
         "services": {
-            s: {
-                "replicas": by_component.get(s, empty)[0],
-                "availableReplicas": by_component.get(s, empty)[1],
-                "available": by_component.get(s, empty)[2],
-            }
-            for s in enabled
+            # A merge patch: services switched off are removed with null.
+            **dict.fromkeys(previous_services - set(enabled)),
+            **{
+                s: {
+                    "replicas": by_component.get(s, empty)[0],
+                    "availableReplicas": by_component.get(s, empty)[1],
+                    "available": by_component.get(s, empty)[2],
+                }
+                for s in enabled
+            },
         },
         "database": (
             {"name": target.name, "role": target.role, "host": target.host} if target else None

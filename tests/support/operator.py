@@ -8,6 +8,7 @@ permission missing from the chart makes these tests fail, as it would in a real 
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import subprocess
 import time
@@ -165,7 +166,8 @@ def volume_for(kube_api: k8s.ApiClient, namespace: str, claim: str) -> Iterator[
     nodes have no storage, so the test plays the provisioner for the in-cluster PostgreSQL.)
     """
     core = k8s.CoreV1Api(kube_api)
-    name = f"pv-{namespace}-{claim}"[:63].rstrip("-")
+    digest = hashlib.sha256(f"{namespace}/{claim}".encode()).hexdigest()[:12]
+    name = f"pv-{digest}-{claim}"[:63].rstrip("-")
     core.create_persistent_volume(
         k8s.V1PersistentVolume(
             metadata=k8s.V1ObjectMeta(name=name),
