@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,6 +33,7 @@ from mobileplane.operator.reconcile import (
     Deps,
     Outcome,
     default_database_name,
+    observe,
     reconcile,
 )
 from mobileplane.operator.render.names import MANAGED_BY
@@ -64,6 +66,7 @@ class _Work:
     def __init__(self) -> None:
         self.lock = asyncio.Lock()
         self.again = False
+        self.again_full = False
 
 
 @kopf.on.login()
@@ -90,6 +93,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.peering.clusterwide = True
     settings.posting.level = logging.WARNING  # our own Events are posted explicitly
     memo.settings = cfg
+    # Gateway calls run in worker threads; asyncio's default pool (cores + 4) would queue the
+    # I/O of many platforms behind six threads.
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(max_workers=32, thread_name_prefix="mobileplane-io")
+    )
     memo.deps = Deps(
         kube=KubeGateway(load_api_client()),
         postgres=PostgresProvisioner(),
@@ -113,27 +121,36 @@ def _post(body: Any, events: list[tuple[str, str, str]]) -> None:
         kopf.event(body, type=event_type, reason=reason, message=message[:1024])
 
 
-async def run(memo: kopf.Memo, namespace: str, name: str) -> Outcome | None:
-    """Reconcile the current state of one MobilePlatform (serialised, coalesced)."""
+async def run(memo: Any, namespace: str, name: str, *, full: bool = True) -> Outcome | None:
+    """Reconcile the current state of one MobilePlatform (serialised, coalesced).
+
+    ``full=False`` (a child's status changed) only re-reads health when the spec has not
+    changed since the last full reconcile: with many platforms, Deployment status events
+    would otherwise re-apply every child of every platform again and again.
+    """
     key = (namespace, name)
     work: _Work = memo.work.setdefault(key, _Work())
     if work.lock.locked():
         work.again = True
+        work.again_full = work.again_full or full
         return None
     outcome: Outcome | None = None
     async with work.lock:
         while True:
-            work.again = False
+            work.again = work.again_full = False
             deps: Deps = memo.deps
             body = await deps.kube.get_custom(GROUP, VERSION, PLURAL, namespace, name)
             if body is None or body["metadata"].get("deletionTimestamp"):
                 memo.work.pop(key, None)
                 return None
-            outcome = await reconcile(deps, body)
+            outcome = None if full else await observe(deps, body)
+            if outcome is None:
+                outcome = await reconcile(deps, body)
             await deps.kube.patch_status(GROUP, VERSION, PLURAL, namespace, name, outcome.status)
             _post(body, outcome.events)
             if not work.again:
                 break
+            full = work.again_full
     return outcome
 
 
@@ -166,13 +183,21 @@ def _owner(body: Any) -> str | None:
     return None
 
 
-async def child_event(event: Any, body: Any, memo: kopf.Memo, **_: Any) -> None:
+def _only_status_changed(event: Any, body: Any) -> bool:
+    """A workload whose controller has caught up with its spec: only its status moved."""
+    if event.get("type") != "MODIFIED" or body.get("kind") not in ("Deployment", "StatefulSet"):
+        return False
+    generation = body.get("metadata", {}).get("generation")
+    return generation is not None and generation == body.get("status", {}).get("observedGeneration")
+
+
+async def child_event(event: Any, body: Any, memo: Any, **_: Any) -> None:
     if event.get("type") not in ("DELETED", "MODIFIED"):
         return  # the initial listing and additions change nothing we would restore
     owner = _owner(body)
     namespace = body.get("metadata", {}).get("namespace")
     if owner and namespace and getattr(memo, "deps", None) is not None:
-        await run(memo, namespace, owner)
+        await run(memo, namespace, owner, full=not _only_status_changed(event, body))
 
 
 for _group, _version, _plural in CHILD_RESOURCES:

@@ -252,6 +252,112 @@ def _signing_keys(
     return pruned, changed
 
 
+def _previous(previous: list[dict[str, Any]], ctype: str) -> Observation | None:
+    for c in previous:
+        if c.get("type") == ctype:
+            return Observation(
+                ctype, str(c.get("status")), str(c.get("reason", "")), str(c.get("message", ""))
+            )
+    return None
+
+
+async def observe(deps: Deps, body: Mapping[str, Any]) -> Outcome | None:
+    """The cheap path for a child's status change: re-read health, provision nothing.
+
+    Returns None when a full reconcile is needed instead (the spec changed since the last
+    one, or there is no previous status to build on).
+    """
+    meta = body["metadata"]
+    name, ns, generation = meta["name"], meta["namespace"], int(meta.get("generation", 0))
+    status = body.get("status") or {}
+    previous = list(status.get("conditions") or [])
+    db_prev, bucket_prev = _previous(previous, "DatabaseReady"), _previous(previous, "BucketReady")
+    if status.get("observedGeneration") != generation or db_prev is None or bucket_prev is None:
+        return None
+    try:
+        spec = MobilePlatformSpec.model_validate(body.get("spec") or {})
+    except ValidationError:
+        return None
+    platform = PlatformRef(name=name, namespace=ns, uid=meta["uid"])
+    retry = _Retry()
+    try:
+        db_obs = db_prev
+        if spec.database.mode == DatabaseMode.IN_CLUSTER:
+            db_obs, _, _ = await _database(deps, platform, spec, "", retry)
+        cache_obs = await _cache(deps, platform, spec, retry)
+        deployments = await deps.kube.deployments(
+            ns,
+            f"app.kubernetes.io/instance={base_name(name)},"
+            f"app.kubernetes.io/managed-by={MANAGED_BY}",
+        )
+    except KubeError:
+        return None
+    enabled = [s for s, svc in spec.services.by_name().items() if svc.enabled]
+    by_component = _by_component(deployments)
+    observations = [
+        db_obs,
+        cache_obs,
+        bucket_prev,
+        cond.services_observation(enabled, by_component),
+    ]
+    conditions = cond.merge(
+        previous, [*observations, cond.ready(observations)], generation, deps.clock()
+    )
+    return Outcome(
+        status={
+            "observedGeneration": generation,
+            "conditions": conditions,
+            "services": _services_status(enabled, by_component, status),
+        },
+        events=_ready_events(previous, conditions),
+    )
+
+
+def _by_component(deployments: list[dict[str, Any]]) -> dict[str, tuple[int, int, bool]]:
+    return {
+        d["labels"].get("app.kubernetes.io/component", ""): (
+            int(d["replicas"]),
+            int(d["available_replicas"]),
+            bool(d["available"]),
+        )
+        for d in deployments
+    }
+
+
+def _services_status(
+    enabled: list[str],
+    by_component: Mapping[str, tuple[int, int, bool]],
+    previous_status: Mapping[str, Any],
+) -> dict[str, Any]:
+    empty = (0, 0, False)
+    previous_services = set((previous_status.get("services") or {}).keys())
+    return {
+        # A merge patch: services switched off are removed with null.
+        **dict.fromkeys(previous_services - set(enabled)),
+        **{
+            s: {
+                "replicas": by_component.get(s, empty)[0],
+                "availableReplicas": by_component.get(s, empty)[1],
+                "available": by_component.get(s, empty)[2],
+            }
+            for s in enabled
+        },
+    }
+
+
+def _ready_events(
+    previous: list[dict[str, Any]], conditions: list[dict[str, Any]]
+) -> list[tuple[str, str, str]]:
+    events = []
+    for ctype, before, after in cond.transitions(previous, conditions):
+        if ctype == "Ready" and after == TRUE:
+            events.append(("Normal", "Ready", "all components are ready"))
+        elif ctype == "Ready" and before == TRUE:
+            message = next(c["message"] for c in conditions if c["type"] == "Ready")
+            events.append(("Warning", "NotReady", message))
+    return events
+
+
 async def reconcile(deps: Deps, body: Mapping[str, Any]) -> Outcome:
     meta = body["metadata"]
     name, ns, generation = meta["name"], meta["namespace"], int(meta.get("generation", 0))
@@ -340,40 +446,15 @@ async def reconcile(deps: Deps, body: Mapping[str, Any]) -> Outcome:
         )
 
     enabled = [s for s, svc in spec.services.by_name().items() if svc.enabled]
-    by_component = {
-        d["labels"].get("app.kubernetes.io/component", ""): (
-            int(d["replicas"]),
-            int(d["available_replicas"]),
-            bool(d["available"]),
-        )
-        for d in deployments
-    }
+    by_component = _by_component(deployments)
     observations = [db_obs, cache_obs, bucket_obs, cond.services_observation(enabled, by_component)]
     conditions = cond.merge(previous, [*observations, cond.ready(observations)], generation, now)
-    for ctype, before, after in cond.transitions(previous, conditions):
-        if ctype == "Ready" and after == TRUE:
-            events.append(("Normal", "Ready", "all components are ready"))
-        elif ctype == "Ready" and before == TRUE:
-            message = next(c["message"] for c in conditions if c["type"] == "Ready")
-            events.append(("Warning", "NotReady", message))
-    empty = (0, 0, False)
-    previous_services = set(((body.get("status") or {}).get("services") or {}).keys())
+    events += _ready_events(previous, conditions)
     status = {
         "observedGeneration": generation,
         "conditions": conditions,
         "gatewayURL": gateway_url(inp),
-        "services": {
-            # A merge patch: services switched off are removed with null.
-            **dict.fromkeys(previous_services - set(enabled)),
-            **{
-                s: {
-                    "replicas": by_component.get(s, empty)[0],
-                    "availableReplicas": by_component.get(s, empty)[1],
-                    "available": by_component.get(s, empty)[2],
-                }
-                for s in enabled
-            },
-        },
+        "services": _services_status(enabled, by_component, body.get("status") or {}),
         "database": (
             {"name": target.name, "role": target.role, "host": target.host} if target else None
         ),

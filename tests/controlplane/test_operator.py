@@ -7,8 +7,14 @@ test's namespace only; kwok makes the rendered Deployments Available.
 from __future__ import annotations
 
 import copy
+import os
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +38,11 @@ from support.operator import (
     operator_kubeconfig,
     volume_for,
 )
-from support.stack import StackSettings
+from support.stack import StackSettings, use_existing_cluster
+
+from mobileplane.stack import manager
+from mobileplane.stack.components.kube import Kube
+from mobileplane.stack.progress import Progress
 
 pytestmark = pytest.mark.controlplane
 
@@ -71,6 +81,7 @@ def operator(kube_api: k8s.ApiClient, k8s_namespace: str, tmp_path: Path) -> Ite
     try:
         with environment(**env), KopfRunner(args, timeout=60) as runner:
             yield runner
+            _delete_all(kube_api, k8s_namespace)  # while the operator can run finalizers
         assert runner.exception is None, runner.output
         assert runner.exit_code == 0, runner.output
     finally:
@@ -81,6 +92,19 @@ def operator(kube_api: k8s.ApiClient, k8s_namespace: str, tmp_path: Path) -> Ite
             except k8s.ApiException as e:
                 if e.status != 404:
                     raise
+
+
+def _delete_all(kube_api: k8s.ApiClient, namespace: str, timeout: float = 120) -> None:
+    api = k8s.CustomObjectsApi(kube_api)
+    for item in api.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]:
+        api.delete_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, item["metadata"]["name"]
+        )
+    eventually(
+        lambda: not api.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"],
+        timeout,
+        "every MobilePlatform to finish deleting",
+    )
 
 
 def _create(kube_api: k8s.ApiClient, namespace: str, obj: dict[str, Any]) -> None:
@@ -304,6 +328,27 @@ def test_drift_is_restored_and_spec_changes_roll_out(
     ) is not None
     assert hash_before is not None
 
+    # A service switched off is pruned, and the platform stays Ready without it.
+    k8s.CustomObjectsApi(kube_api).patch_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        k8s_namespace,
+        PLURAL,
+        "hello",
+        {"spec": {"services": {"analytics": {"enabled": False}}}},
+    )
+
+    def pruned() -> bool:
+        try:
+            apps.read_namespaced_deployment("hello-analytics", k8s_namespace)
+        except k8s.ApiException as e:
+            return e.status == 404
+        return False
+
+    eventually(pruned, 30, "the disabled service's Deployment to be pruned")
+    status = _ready(kube_api, k8s_namespace, "hello")["status"]
+    assert "analytics" not in status["services"]
+
 
 def test_unreachable_database_is_a_condition_not_a_crash(
     operator: KopfRunner, kube_api: k8s.ApiClient, k8s_namespace: str, stack: StackSettings
@@ -349,3 +394,124 @@ def test_signing_keys_rotate_and_the_old_key_stays_published(
     second = eventually(rotated, 30, "the signing key to rotate")
     assert second["activeKid"] != first["activeKid"]
     assert first["activeKid"] in second["publishedKids"]
+
+
+def test_operator_killed_mid_reconcile_converges_after_restart(
+    hello_volume: None, kube_api: k8s.ApiClient, k8s_namespace: str, tmp_path: Path
+) -> None:
+    """SIGKILL the operator once it has begun writing children; a new one finishes the job."""
+    install_crds(kube_api)
+    sa = f"mp-operator-{uuid.uuid4().hex[:8]}"
+    for obj in chart_objects(k8s_namespace, sa):
+        apply(kube_api, obj, k8s_namespace if obj["kind"] == "ServiceAccount" else None)
+    kubeconfig = operator_kubeconfig(kube_api, k8s_namespace, sa, tmp_path / "kubeconfig")
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "MOBILEPLANE_OPERATOR_STANDALONE": "true"}
+    args = [
+        "run",
+        "--namespace",
+        k8s_namespace,
+        "--standalone",
+        "-m",
+        "mobileplane.operator.handlers",
+    ]
+    kopf_bin = str(Path(sys.executable).parent / "kopf")
+    log = (tmp_path / "first.log").open("wb")
+    first = subprocess.Popen([kopf_bin, *args], env=env, stdout=log, stderr=subprocess.STDOUT)
+    apps = k8s.AppsV1Api(kube_api)
+    try:
+        _create(kube_api, k8s_namespace, _example("minimal.yaml"))
+        eventually(
+            lambda: apps.list_namespaced_deployment(k8s_namespace).items,
+            60,
+            "the first operator to write a child",
+        )
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        log.close()
+    try:
+        with (
+            environment(KUBECONFIG=str(kubeconfig), MOBILEPLANE_OPERATOR_STANDALONE="true"),
+            KopfRunner(args, timeout=60) as runner,
+        ):
+            obj = _ready(kube_api, k8s_namespace, "hello")
+            assert condition(obj, "ServicesReady")["status"] == "True"  # type: ignore[index]
+            _delete_all(kube_api, k8s_namespace)
+        assert runner.exception is None, runner.output
+    finally:
+        rbac = k8s.RbacAuthorizationV1Api(kube_api)
+        rbac.delete_cluster_role_binding(sa)
+        rbac.delete_cluster_role(sa)
+
+
+@pytest.mark.timeout(900)
+def test_fifty_platforms_at_once_all_become_ready(
+    operator: KopfRunner, kube_api: k8s.ApiClient, k8s_namespace: str
+) -> None:
+    """Fifty MobilePlatforms applied together (in-cluster cache, a volume each) all get Ready."""
+    count = 50
+    names = [f"app{i:02d}" for i in range(count)]
+    with ExitStack() as volumes:
+        for name in names:
+            volumes.enter_context(volume_for(kube_api, k8s_namespace, f"data-{name}-postgres-0"))
+        for name in names:
+            obj = _example("minimal.yaml")
+            obj["metadata"]["name"] = name
+            # Two services each keep the cluster's pod count modest on two cores.
+            obj["spec"]["services"] = {
+                s: {"enabled": s in ("gateway", "auth")}
+                for s in (
+                    "gateway",
+                    "auth",
+                    "profiles",
+                    "content",
+                    "sync",
+                    "notifications",
+                    "telemetry",
+                    "analytics",
+                )
+            }
+            _create(kube_api, k8s_namespace, obj)
+
+        def all_ready() -> bool:
+            items = k8s.CustomObjectsApi(kube_api).list_namespaced_custom_object(
+                GROUP, VERSION, k8s_namespace, PLURAL
+            )["items"]
+            ready = [i for i in items if (condition(i, "Ready") or {}).get("status") == "True"]
+            return len(ready) == count
+
+        started = time.monotonic()
+        eventually(all_ready, 600, f"all {count} MobilePlatforms to be Ready")
+        print(f"{count} MobilePlatforms Ready in {time.monotonic() - started:.0f}s")
+        _delete_all(kube_api, k8s_namespace, timeout=600)
+
+
+@pytest.mark.skipif(
+    use_existing_cluster(), reason="restarts the local stack's API server; not someone's cluster"
+)
+def test_operator_survives_an_api_server_restart(
+    hello_volume: None, operator: KopfRunner, kube_api: k8s.ApiClient, k8s_namespace: str
+) -> None:
+    """Watches reconnect: after kube-apiserver restarts, spec changes still reach children."""
+    _create(kube_api, k8s_namespace, _example("minimal.yaml"))
+    _ready(kube_api, k8s_namespace, "hello")
+
+    ctx = manager.context(Progress(quiet=True))
+    assert ctx.procs.stop("kube-apiserver"), "the stack's API server was not running"
+    Kube().start(ctx)  # starts what is not running, waits for /readyz
+
+    k8s.CustomObjectsApi(kube_api).patch_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        k8s_namespace,
+        PLURAL,
+        "hello",
+        {"spec": {"services": {"content": {"replicas": 2}}}},
+    )
+    apps = k8s.AppsV1Api(kube_api)
+    eventually(
+        lambda: apps.read_namespaced_deployment("hello-content", k8s_namespace).spec.replicas == 2,
+        120,
+        "the operator to act on a change made after the restart",
+    )
+    _ready(kube_api, k8s_namespace, "hello")
