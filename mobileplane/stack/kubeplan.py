@@ -208,7 +208,9 @@ def token_file_line(token: str) -> str:
 
 def fake_node(name: str) -> dict[str, object]:
     """A Node that kwok keeps Ready; pods scheduled on it turn Running."""
-    resources = {"cpu": "32", "memory": "256Gi", "pods": "110"}
+    # Fake capacity, generous on purpose: tests apply many platforms at once (kubelet's 110
+    # pods per node would be the first limit hit, not anything the tests are about).
+    resources = {"cpu": "64", "memory": "512Gi", "pods": "1000"}
     return {
         "apiVersion": "v1",
         "kind": "Node",

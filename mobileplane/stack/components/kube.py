@@ -137,6 +137,7 @@ class Kube:
         path: str,
         body: dict[str, Any] | None = None,
         timeout: float = 5.0,
+        content_type: str = "application/json",
     ) -> tuple[int, Any]:
         paths = self._paths(ctx)
         tls = ssl.create_default_context(cafile=str(paths.pem("ca.crt")))
@@ -144,7 +145,7 @@ class Kube:
         req = urllib.request.Request(self.server(ctx) + path, data=data, method=method)
         req.add_header("Authorization", f"Bearer {ctx.config.credentials.kube_admin_token}")
         if data is not None:
-            req.add_header("Content-Type", "application/json")
+            req.add_header("Content-Type", content_type)
         try:
             with urllib.request.urlopen(req, context=tls, timeout=timeout) as resp:
                 raw = resp.read()
@@ -300,8 +301,17 @@ class Kube:
             "kwok",
         )
         for node in kubeplan.FAKE_NODE_NAMES:
-            status, body = self._request(ctx, "POST", "/api/v1/nodes", kubeplan.fake_node(node))
-            if status not in (201, 409):
+            manifest = kubeplan.fake_node(node)
+            status, body = self._request(ctx, "POST", "/api/v1/nodes", manifest)
+            if status == 409:  # made by an earlier version: bring its capacity up to date
+                status, body = self._request(
+                    ctx,
+                    "PATCH",
+                    f"/api/v1/nodes/{node}/status",
+                    {"status": manifest["status"]},
+                    content_type="application/merge-patch+json",
+                )
+            if status not in (200, 201):
                 raise StackError(
                     self.name,
                     f"creating node {node}: {status} {body}",
