@@ -46,7 +46,8 @@ from mobileplane.stack.progress import Progress
 
 pytestmark = pytest.mark.controlplane
 
-READY_TIMEOUT = 90
+# Generous: under load (two cores, other tests), kwok and the controllers take their time.
+READY_TIMEOUT = 180
 
 
 def _example(name: str) -> dict[str, Any]:
