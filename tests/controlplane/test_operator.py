@@ -191,6 +191,17 @@ def test_minimal_example_becomes_ready(
         for d in deployments
         if d.metadata.owner_references and d.metadata.owner_references[0].kind == "MobilePlatform"
     ]
+    # The Ready transition was announced as a Kubernetes Event on the MobilePlatform.
+    events = eventually(
+        lambda: [
+            e
+            for e in k8s.CoreV1Api(kube_api).list_namespaced_event(k8s_namespace).items
+            if e.involved_object.name == "hello" and e.reason == "Ready"
+        ],
+        30,
+        "a Ready event",
+    )
+    assert events[0].involved_object.kind == "MobilePlatform"
     assert {d.metadata.labels["app.kubernetes.io/component"] for d in owned} >= {
         "gateway",
         "auth",
