@@ -44,7 +44,15 @@ from mobileplane.stack import manager
 from mobileplane.stack.components.kube import Kube
 from mobileplane.stack.progress import Progress
 
-pytestmark = pytest.mark.controlplane
+pytestmark = [
+    pytest.mark.controlplane,
+    # kopf's aiohttp connections of a stopped KopfRunner are closed by the garbage collector
+    # after the runner's event loop is gone: a ResourceWarning from kopf's shutdown, not ours.
+    pytest.mark.filterwarnings("ignore:unclosed transport:ResourceWarning"),
+    pytest.mark.filterwarnings(
+        "ignore:Exception ignored in.*_SelectorTransport:pytest.PytestUnraisableExceptionWarning"
+    ),
+]
 
 # Generous: under load (two cores, other tests), kwok and the controllers take their time.
 READY_TIMEOUT = 180
