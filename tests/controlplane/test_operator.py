@@ -40,6 +40,7 @@ from support.operator import (
 )
 from support.stack import StackSettings, use_existing_cluster
 
+from mobileplane.operator.spec import SERVICE_NAMES
 from mobileplane.stack import manager
 from mobileplane.stack.components.kube import Kube
 from mobileplane.stack.progress import Progress
@@ -210,16 +211,7 @@ def test_minimal_example_becomes_ready(
         "a Ready event",
     )
     assert events[0].involved_object.kind == "MobilePlatform"
-    assert {d.metadata.labels["app.kubernetes.io/component"] for d in owned} >= {
-        "gateway",
-        "auth",
-        "profiles",
-        "content",
-        "sync",
-        "notifications",
-        "telemetry",
-        "analytics",
-    }
+    assert {d.metadata.labels["app.kubernetes.io/component"] for d in owned} >= set(SERVICE_NAMES)
 
 
 def test_external_database_and_bucket_with_delete_policy(
@@ -366,8 +358,12 @@ def test_drift_is_restored_and_spec_changes_roll_out(
         return False
 
     eventually(pruned, 30, "the disabled service's Deployment to be pruned")
-    status = _ready(kube_api, k8s_namespace, "hello")["status"]
-    assert "analytics" not in status["services"]
+
+    def without_analytics() -> dict[str, Any] | None:
+        obj = _ready(kube_api, k8s_namespace, "hello")
+        return obj if "analytics" not in obj["status"]["services"] else None
+
+    eventually(without_analytics, 30, "the status to drop the disabled service")
 
 
 def test_unreachable_database_is_a_condition_not_a_crash(
@@ -479,17 +475,7 @@ def test_fifty_platforms_at_once_all_become_ready(
             obj["metadata"]["name"] = name
             # Two services each keep the cluster's pod count modest on two cores.
             obj["spec"]["services"] = {
-                s: {"enabled": s in ("gateway", "auth")}
-                for s in (
-                    "gateway",
-                    "auth",
-                    "profiles",
-                    "content",
-                    "sync",
-                    "notifications",
-                    "telemetry",
-                    "analytics",
-                )
+                s: {"enabled": s in ("gateway", "auth")} for s in SERVICE_NAMES
             }
             _create(kube_api, k8s_namespace, obj)
 
