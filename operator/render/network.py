@@ -40,11 +40,16 @@ from mobileplane.operator.spec import CacheMode, DatabaseMode
 def _policy(
     inp: RenderInput, suffix: str, pods: dict[str, Any], ingress: list[dict[str, Any]]
 ) -> dict[str, Any]:
+    spec: dict[str, Any] = {"podSelector": pods, "policyTypes": ["Ingress"]}
+    if ingress:
+        # An empty list is stored as no field at all: sending `ingress: []` would make every
+        # server-side apply a change, and every change a watch event and another reconcile.
+        spec["ingress"] = ingress
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
         "metadata": metadata(inp.platform, child_name(inp.platform, suffix), PLATFORM_COMPONENT),
-        "spec": {"podSelector": pods, "policyTypes": ["Ingress"], "ingress": ingress},
+        "spec": spec,
     }
 
 
