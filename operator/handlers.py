@@ -212,9 +212,18 @@ for _group, _version, _plural in CHILD_RESOURCES:
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, retries=20, backoff=15)
 async def deprovision(body: Any, name: str, namespace: str | None, memo: Any, **_: Any) -> None:
-    """Honour deletionPolicy for the external database and the bucket."""
+    """Honour deletionPolicy for the external database and the bucket.
+
+    Holds the platform's reconcile lock, so a reconcile still in flight (granting on the
+    database, say) finishes before anything is dropped; later ones see the deletion and stop.
+    """
     assert namespace is not None
-    deps: Deps = memo.deps
+    work: _Work = memo.work.setdefault((namespace, name), _Work())
+    async with work.lock:
+        await _deprovision(body, name, namespace, memo.deps)
+
+
+async def _deprovision(body: Any, name: str, namespace: str, deps: Deps) -> None:
     try:
         spec = MobilePlatformSpec.model_validate(body.get("spec") or {})
     except ValidationError:

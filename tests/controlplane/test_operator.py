@@ -117,6 +117,17 @@ def _delete_all(kube_api: k8s.ApiClient, namespace: str, timeout: float = 120) -
     )
 
 
+def _delete_and_wait(kube_api: k8s.ApiClient, namespace: str, name: str) -> None:
+    k8s.CustomObjectsApi(kube_api).delete_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, name
+    )
+    eventually(
+        lambda: get_platform(kube_api, namespace, name) is None,
+        60,
+        f"MobilePlatform {name} to be deleted",
+    )
+
+
 def _create(kube_api: k8s.ApiClient, namespace: str, obj: dict[str, Any]) -> None:
     k8s.CustomObjectsApi(kube_api).create_namespaced_custom_object(
         GROUP, VERSION, namespace, PLURAL, obj
@@ -230,14 +241,7 @@ def test_external_database_and_bucket_with_delete_policy(
         assert conn.execute("SELECT 1 FROM pg_database WHERE datname=%s", (dbname,)).fetchone()
     s3_client.head_bucket(Bucket=bucket)
 
-    k8s.CustomObjectsApi(kube_api).delete_namespaced_custom_object(
-        GROUP, VERSION, k8s_namespace, PLURAL, "shop"
-    )
-    eventually(
-        lambda: get_platform(kube_api, k8s_namespace, "shop") is None,
-        60,
-        "the MobilePlatform to be deleted",
-    )
+    _delete_and_wait(kube_api, k8s_namespace, "shop")
     with psycopg.connect(stack.database_url) as conn:
         assert (
             conn.execute("SELECT 1 FROM pg_database WHERE datname=%s", (dbname,)).fetchone() is None
@@ -257,14 +261,7 @@ def test_retain_policy_keeps_database_and_bucket(
     obj, dbname, bucket = _external(stack, kube_api, k8s_namespace, "Retain")
     _create(kube_api, k8s_namespace, obj)
     _ready(kube_api, k8s_namespace, "shop")
-    k8s.CustomObjectsApi(kube_api).delete_namespaced_custom_object(
-        GROUP, VERSION, k8s_namespace, PLURAL, "shop"
-    )
-    eventually(
-        lambda: get_platform(kube_api, k8s_namespace, "shop") is None,
-        60,
-        "the MobilePlatform to be deleted",
-    )
+    _delete_and_wait(kube_api, k8s_namespace, "shop")
     try:
         with psycopg.connect(stack.database_url) as conn:
             assert conn.execute("SELECT 1 FROM pg_database WHERE datname=%s", (dbname,)).fetchone()

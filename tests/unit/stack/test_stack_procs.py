@@ -15,10 +15,6 @@ import pytest
 
 from mobileplane.stack.procs import ProcessTable, Tracked
 
-pytestmark = [
-    pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc"),
-]
-
 
 class Start(Protocol):
     def __call__(
