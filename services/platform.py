@@ -9,7 +9,6 @@ platform's index (``GET /``) lists what is mounted and how to reach the componen
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -17,43 +16,46 @@ from fastapi import APIRouter, FastAPI, Request
 from mobileplane import __version__
 from mobileplane.services.kit.app import create_app
 from mobileplane.services.kit.health import get_readiness, readiness_report
-from mobileplane.services.kit.migrate import KIT_MIGRATIONS, MigrationSet
+from mobileplane.services.kit.migrate import MigrationSet
+from mobileplane.services.kit.mount import (
+    MountedService,
+    ServiceDefinition,
+    migration_sets,
+    mounted_router,
+    startup_hooks,
+)
 from mobileplane.services.kit.settings import KitSettings
 
+__all__ = ["SERVICES", "MountedService", "create_platform_app", "platform_migrations"]
 
-def _no_routers() -> Sequence[APIRouter]:
-    return ()
-
-
-@dataclass(frozen=True)
-class MountedService:
-    """One service in the platform app."""
-
-    name: str
-    base_path: str
-    summary: str
-    routers: Callable[[], Sequence[APIRouter]] = _no_routers
-    migrations: MigrationSet | None = None
-    endpoints: Sequence[str] = ()  # notable paths, shown in the index
-
-
-SERVICES: tuple[MountedService, ...] = (
-    MountedService(
-        name="health",
-        base_path="/",
-        summary="Liveness and readiness probes (provided by the services kit)",
-        endpoints=("/healthz", "/readyz"),
-    ),
-    # Next: MountedService("auth", "/auth", "OIDC login and tokens", auth_routers, AUTH_MIGRATIONS)
+HEALTH = ServiceDefinition(
+    name="health",
+    base_path="/",
+    summary="Liveness and readiness probes (provided by the services kit)",
+    endpoints=("/healthz", "/readyz"),
 )
 
+#: Every service of the platform, in the order they are mounted. A service joins by adding
+#: its ``SERVICE`` (from ``services/<name>/service.py``) here.
+SERVICES: tuple[ServiceDefinition, ...] = (HEALTH,)
 
-def platform_migrations(services: Sequence[MountedService] = SERVICES) -> list[MigrationSet]:
+
+def platform_migrations(services: Sequence[ServiceDefinition] = SERVICES) -> list[MigrationSet]:
     """Every migration set the platform needs, the kit's first."""
-    return [KIT_MIGRATIONS, *(s.migrations for s in services if s.migrations is not None)]
+    return migration_sets(services)
 
 
-def service_index(services: Sequence[MountedService]) -> list[dict[str, Any]]:
+def service_by_name(
+    name: str, services: Sequence[ServiceDefinition] = SERVICES
+) -> ServiceDefinition:
+    for service in services:
+        if service.name == name:
+            return service
+    known = ", ".join(s.name for s in services if s is not HEALTH)
+    raise KeyError(f"no service named {name!r}; the platform has: {known}")
+
+
+def service_index(services: Sequence[ServiceDefinition]) -> list[dict[str, Any]]:
     return [
         {
             "name": service.name,
@@ -67,7 +69,7 @@ def service_index(services: Sequence[MountedService]) -> list[dict[str, Any]]:
 
 
 def _index_router(
-    services: Sequence[MountedService], components: Mapping[str, Mapping[str, Any]]
+    services: Sequence[ServiceDefinition], components: Mapping[str, Mapping[str, Any]]
 ) -> APIRouter:
     router = APIRouter(tags=["platform"])
 
@@ -86,21 +88,20 @@ def _index_router(
     return router
 
 
-def _mounted(service: MountedService) -> APIRouter:
-    prefix = "" if service.base_path == "/" else service.base_path.rstrip("/")
-    outer = APIRouter(prefix=prefix)
-    for router in service.routers():
-        outer.include_router(router)
-    return outer
-
-
 def create_platform_app(
     *,
     settings: KitSettings | Callable[[], KitSettings],
-    services: Sequence[MountedService] = SERVICES,
+    services: Sequence[ServiceDefinition] = SERVICES,
     components: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> FastAPI:
     """The platform app; ``components`` (connection info of Postgres, Redis...) is shown in
     the index and must hold no secrets."""
-    routers = [_index_router(services, components or {}), *(_mounted(s) for s in services)]
-    return create_app(name="platform", routers=routers, settings=settings)
+    routers = [_index_router(services, components or {}), *(mounted_router(s) for s in services)]
+    hooks = [hook for s in services for hook in s.on_shutdown]
+    return create_app(
+        name="platform",
+        routers=routers,
+        settings=settings,
+        on_startup=startup_hooks(services, services),
+        on_shutdown=hooks,
+    )
