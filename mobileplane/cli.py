@@ -1,6 +1,7 @@
-"""The ``mobileplane`` command: the quick start and the local stack.
+"""The ``mobileplane`` command: the quick start, the services' entry points, the local stack.
 
 ``mobileplane up`` runs the platform on an embedded default (no cluster, no root).
+``mobileplane serve <service>`` and ``mobileplane migrate`` are what the operator's pods run.
 ``mobileplane stack up|down|status|env`` manages the real components tests run against.
 Errors are printed with what to do next, and exit non-zero; no tracebacks for expected
 failures.
@@ -61,6 +62,40 @@ def up(host: str, port: int, data_dir: Path | None) -> None:
     except QuickstartError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(1)
+
+
+@main.command()
+@click.argument("service")
+@click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")  # noqa: S104
+@click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
+def serve(service: str, host: str, port: int) -> None:
+    """Run one service of the platform (what the operator's pods run).
+
+    Its settings come from the environment, as the operator renders them.
+    """
+    from mobileplane.services.kit.settings import SettingsError
+    from mobileplane.services.runner import RunnerError
+    from mobileplane.services.runner import serve as run
+
+    try:
+        run(service, host=host, port=port)
+    except (RunnerError, SettingsError) as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+
+
+@main.command()
+@click.option("--database-url", envvar="DATABASE_URL", help="Defaults to $DATABASE_URL.")
+def migrate(database_url: str | None) -> None:
+    """Upgrade the platform database to this version's schema (every service's migrations)."""
+    from mobileplane.services.runner import RunnerError
+    from mobileplane.services.runner import migrate as run
+
+    try:
+        run(database_url, echo=click.echo)
+    except RunnerError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
 
 
 @main.group()

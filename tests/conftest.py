@@ -22,7 +22,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from psycopg import sql
 from support.names import unique
-from support.stack import StackSettings, settings
+from support.stack import StackSettings, require_kube, settings
 from support.unleash import UnleashAdmin
 
 from mobileplane.services.kit.migrate import MigrationSet, upgrade
@@ -180,6 +180,7 @@ def s3_bucket(s3_client: Any, request: pytest.FixtureRequest) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def kube_api(stack: StackSettings) -> Iterator[k8s.ApiClient]:
     """An API client for the stack's cluster (or the existing one), as cluster admin."""
+    require_kube()
     api = k8s_config.new_client_from_config(config_file=stack.kubeconfig)
     yield api
     api.close()

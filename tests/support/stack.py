@@ -35,12 +35,8 @@ def use_existing_cluster() -> bool:
     return os.environ.get("MOBILEPLANE_USE_EXISTING_CLUSTER", "").lower() in ("1", "true", "yes")
 
 
-@cache
-def settings() -> StackSettings:
+def _require(needed: list[str]) -> None:
     statuses = {s.name: s for s in manager.status()}
-    needed = ["postgres", "redis", "s3", "unleash"]
-    if not use_existing_cluster():
-        needed.append("kube")
     down = [f"{n} ({statuses[n].detail})" for n in needed if not statuses[n].running]
     if down:
         pytest.fail(
@@ -48,6 +44,21 @@ def settings() -> StackSettings:
             "start it with `mobileplane stack up` (or run the README's test command)",
             pytrace=False,
         )
+
+
+@cache
+def require_kube() -> None:
+    """Fail (never skip) unless the stack's Kubernetes API is up; an existing cluster is the
+    caller's to provide."""
+    if not use_existing_cluster():
+        _require(["kube"])
+
+
+@cache
+def settings() -> StackSettings:
+    """The data components every integration test may use; Kubernetes is checked on its own
+    (:func:`require_kube`), so service tests do not wait for a control plane they never use."""
+    _require(["postgres", "redis", "s3", "unleash"])
     env = manager.env()
     kubeconfig = env["KUBECONFIG"]
     if use_existing_cluster():

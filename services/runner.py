@@ -1,0 +1,104 @@
+"""What the platform's containers run: ``mobileplane serve <service>`` and ``mobileplane migrate``.
+
+The operator deploys each service as ``mobileplane serve <name>`` (listening on 0.0.0.0:8080,
+its settings in the environment) and migrates the database with a Job running
+``mobileplane migrate`` before the services roll. This module turns those commands into a
+uvicorn server and Alembic upgrades; the CLI only parses arguments.
+
+``serve`` knows every service of the platform app (:data:`~services.platform.SERVICES`) and the
+standalone ones that are not mounted there, such as the gateway (:data:`STANDALONE`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+
+import uvicorn
+from fastapi import FastAPI
+
+from mobileplane.services.kit.migrate import MigrationSet, head_revision, upgrade
+from mobileplane.services.kit.mount import create_service_app
+from mobileplane.services.kit.settings import SettingsError, normalize_database_url
+from mobileplane.services.platform import HEALTH, SERVICES, platform_migrations
+
+log = logging.getLogger(__name__)
+
+#: Port every service listens on in a pod (the operator's Services target it by name ``http``).
+DEFAULT_PORT = 8080
+
+
+class RunnerError(Exception):
+    """A command cannot run as asked; the message says what to do instead."""
+
+
+def _standalone() -> Mapping[str, Callable[[], FastAPI]]:
+    """Services that run only on their own (not mounted in the platform app)."""
+    apps: dict[str, Callable[[], FastAPI]] = {}
+    try:
+        from mobileplane.services.gateway.service import create_gateway_app
+    except ImportError:  # pragma: no cover - before the gateway exists
+        return apps
+    apps["gateway"] = create_gateway_app
+    return apps
+
+
+def service_names() -> list[str]:
+    """Every name ``serve`` accepts."""
+    return sorted({s.name for s in SERVICES if s is not HEALTH} | set(_standalone()))
+
+
+def build_app(name: str) -> FastAPI:
+    """The FastAPI app of service ``name``, as ``serve`` runs it."""
+    standalone = _standalone()
+    if name in standalone:
+        return standalone[name]()
+    for service in SERVICES:
+        if service.name == name and service is not HEALTH:
+            return create_service_app(service, all_services=SERVICES)
+    raise RunnerError(f"no service named {name!r}; choose one of: {', '.join(service_names())}")
+
+
+def serve(name: str, *, host: str = "0.0.0.0", port: int = DEFAULT_PORT) -> None:  # noqa: S104
+    """Run service ``name`` until SIGTERM (uvicorn drains requests in flight first)."""
+    app = build_app(name)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        # Behind a Service/Ingress: trust X-Forwarded-* from the cluster network only when
+        # the deployment says so (FORWARDED_ALLOW_IPS, uvicorn's own variable).
+        proxy_headers=True,
+        forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+        # The kit logs each request with its id; uvicorn's access log would log it twice.
+        access_log=False,
+        log_config=None,
+        # Less than the pod's terminationGracePeriodSeconds (30 s by default).
+        timeout_graceful_shutdown=20,
+        server_header=False,
+    )
+    uvicorn.Server(config).run()
+
+
+def migrate(
+    database_url: str | None = None,
+    *,
+    migration_sets: Sequence[MigrationSet] | None = None,
+    echo: Callable[[str], None] = print,
+) -> None:
+    """Upgrade every service's schema to the head revision (idempotent, concurrency-safe)."""
+    url = database_url or os.environ.get("DATABASE_URL", "")
+    if not url:
+        raise RunnerError("DATABASE_URL is not set: set it to the platform database's URL")
+    try:
+        url = normalize_database_url(url)
+    except ValueError as e:
+        raise RunnerError(f"DATABASE_URL {e}") from None
+    for migrations in migration_sets or platform_migrations():
+        echo(f"migrating {migrations.service} to {head_revision(migrations)}")
+        try:
+            upgrade(migrations, url)
+        except SettingsError as e:  # pragma: no cover - defensive: settings errors are typed
+            raise RunnerError(str(e)) from None
+    echo("database is up to date")
