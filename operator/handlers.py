@@ -24,6 +24,7 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
+from mobileplane.operator.childevents import needs_reconcile, only_status_changed
 from mobileplane.operator.crdgen import GROUP, PLURAL, VERSION
 from mobileplane.operator.kube import KubeGateway, load_api_client
 from mobileplane.operator.provision.buckets import BucketProvisioner, S3Endpoint
@@ -183,21 +184,14 @@ def _owner(body: Any) -> str | None:
     return None
 
 
-def _only_status_changed(event: Any, body: Any) -> bool:
-    """A workload whose controller has caught up with its spec: only its status moved."""
-    if event.get("type") != "MODIFIED" or body.get("kind") not in ("Deployment", "StatefulSet"):
-        return False
-    generation = body.get("metadata", {}).get("generation")
-    return generation is not None and generation == body.get("status", {}).get("observedGeneration")
-
-
 async def child_event(event: Any, body: Any, memo: Any, **_: Any) -> None:
-    if event.get("type") not in ("DELETED", "MODIFIED"):
+    if not needs_reconcile(event.get("type")):
         return  # the initial listing and additions change nothing we would restore
     owner = _owner(body)
     namespace = body.get("metadata", {}).get("namespace")
     if owner and namespace and getattr(memo, "deps", None) is not None:
-        await run(memo, namespace, owner, full=not _only_status_changed(event, body))
+        full = not only_status_changed(event.get("type"), body)
+        await run(memo, namespace, owner, full=full)
 
 
 for _group, _version, _plural in CHILD_RESOURCES:
