@@ -1055,6 +1055,9 @@ def main() -> None:
     run = uuid.uuid4().hex[:6]
     cluster = connect(run)
     say(f"run {run}; {operator_version()}; logs and YAML in {args.workdir}")
+    # A fresh stack has no CRDs yet: install the chart's (a no-op when they are current).
+    crds = Path(__file__).resolve().parents[1] / "charts" / "mobileplane" / "crds"
+    cluster.kubectl_apply(crds, "mobileplane-bench")
     lines: list[str] = []
     try:
         with bench_node(cluster, args.workdir, pods=12 * max(args.counts) + 100):
