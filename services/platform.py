@@ -25,6 +25,7 @@ from mobileplane.services.kit.mount import (
     startup_hooks,
 )
 from mobileplane.services.kit.settings import KitSettings
+from mobileplane.services.sync.service import SERVICE as SYNC
 
 __all__ = ["SERVICES", "MountedService", "create_platform_app", "platform_migrations"]
 
@@ -37,7 +38,7 @@ HEALTH = ServiceDefinition(
 
 #: Every service of the platform, in the order they are mounted. A service joins by adding
 #: its ``SERVICE`` (from ``services/<name>/service.py``) here.
-SERVICES: tuple[ServiceDefinition, ...] = (HEALTH,)
+SERVICES: tuple[ServiceDefinition, ...] = (HEALTH, SYNC)
 
 
 def platform_migrations(services: Sequence[ServiceDefinition] = SERVICES) -> list[MigrationSet]:

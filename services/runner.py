@@ -11,6 +11,7 @@ standalone ones that are not mounted there, such as the gateway (:data:`STANDALO
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -34,13 +35,16 @@ class RunnerError(Exception):
 
 
 def _standalone() -> Mapping[str, Callable[[], FastAPI]]:
-    """Services that run only on their own (not mounted in the platform app)."""
+    """Services that run only on their own (not mounted in the platform app): the gateway,
+    once its package provides ``create_gateway_app``."""
     apps: dict[str, Callable[[], FastAPI]] = {}
     try:
-        from mobileplane.services.gateway.service import create_gateway_app
-    except ImportError:  # pragma: no cover - before the gateway exists
+        module = importlib.import_module("mobileplane.services.gateway.service")
+    except ModuleNotFoundError:
         return apps
-    apps["gateway"] = create_gateway_app
+    factory = getattr(module, "create_gateway_app", None)
+    if callable(factory):
+        apps["gateway"] = factory
     return apps
 
 
