@@ -5,6 +5,7 @@
   client that has seen op *n* has seen every op before it), the running checksum, and how far
   tombstones have been purged (a client whose checkpoint is older must resync).
 - ``sync_rows`` — the server's state of every synced row: values, per-field clocks, tombstone.
+  A row is identified within its bucket, so users' row ids never collide.
 - ``sync_ops`` — the change log: what each operation made of a row (its visible values, or a
   removal), and the bucket's checksum after it. Downloads read it.
 - ``sync_clients`` — per client (an app install): its user, the last mutation id applied (a
@@ -42,15 +43,14 @@ buckets = Table(
 rows = Table(
     "sync_rows",
     metadata,
+    Column("bucket", Text, primary_key=True),
     Column("table_name", Text, primary_key=True),
     Column("row_id", Text, primary_key=True),
-    Column("bucket", Text, nullable=False),
     Column("vals", JSONB, nullable=False),
     Column("clocks", JSONB, nullable=False),
     Column("deleted_at", Text),
     Column("op_id", BigInteger, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    Index("ix_sync_rows_bucket", "bucket"),
 )
 
 ops = Table(

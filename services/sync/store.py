@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mobileplane.services.sync import checksum as checksums
 from mobileplane.services.sync import models as m
 from mobileplane.services.sync.hlc import Timestamp
-from mobileplane.services.sync.merge import Override, Row, merge
+from mobileplane.services.sync.merge import Op, Row, merge
 from mobileplane.services.sync.protocol import (
     BucketCheckpoint,
     Change,
@@ -113,23 +113,22 @@ async def apply_upload(
         stored = (
             await session.execute(
                 select(m.rows)
-                .where(m.rows.c.table_name == table.name, m.rows.c.row_id == mutation.row_id)
+                .where(
+                    m.rows.c.bucket == bucket,
+                    m.rows.c.table_name == table.name,
+                    m.rows.c.row_id == mutation.row_id,
+                )
                 .with_for_update()
             )
         ).one_or_none()
-        if stored is not None and stored.bucket != bucket:
-            # Another user's row: say no more than "not yours to write".
-            reason = "the row does not exist in your data"
-            overrides: tuple[Override, ...] = (Override("*", None, None, reason),)
-            merged = None
-        else:
-            current = (
-                Row(stored.vals, stored.clocks, stored.deleted_at) if stored is not None else None
-            )
-            merged = merge(current, mutation.op, mutation.values, stamp, table.resolvers())
-            overrides = merged.overrides
+        current = Row(stored.vals, stored.clocks, stored.deleted_at) if stored is not None else None
+        merged = merge(current, mutation.op, mutation.values, stamp, table.resolvers())
+        overrides = merged.overrides
         op_id: int | None = None
-        if merged is not None and (merged.changed or stored is None):
+        # A new row comes from an insert (or a delete's tombstone, so that writes older than
+        # the delete lose); an update of a row that does not exist stores nothing.
+        new_row = stored is None and mutation.op is not Op.UPDATE
+        if merged.changed or new_row:
             was_live = merged.existed
             now_live = not merged.row.deleted
             if now_live and not was_live and live_rows >= max_rows:
@@ -154,7 +153,6 @@ async def apply_upload(
                     )
                 )
             row_values = {
-                "bucket": bucket,
                 "vals": dict(merged.row.values),
                 "clocks": dict(merged.row.clocks),
                 "deleted_at": merged.row.deleted_at,
@@ -163,8 +161,10 @@ async def apply_upload(
             }
             await session.execute(
                 insert(m.rows)
-                .values(table_name=table.name, row_id=mutation.row_id, **row_values)
-                .on_conflict_do_update(index_elements=["table_name", "row_id"], set_=row_values)
+                .values(bucket=bucket, table_name=table.name, row_id=mutation.row_id, **row_values)
+                .on_conflict_do_update(
+                    index_elements=["bucket", "table_name", "row_id"], set_=row_values
+                )
             )
         for override in overrides:
             conflict_rows.append(

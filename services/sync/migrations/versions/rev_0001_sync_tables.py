@@ -30,16 +30,15 @@ def upgrade() -> None:
     )
     op.create_table(
         "sync_rows",
+        sa.Column("bucket", sa.Text(), primary_key=True),
         sa.Column("table_name", sa.Text(), primary_key=True),
         sa.Column("row_id", sa.Text(), primary_key=True),
-        sa.Column("bucket", sa.Text(), nullable=False),
         sa.Column("vals", postgresql.JSONB(), nullable=False),
         sa.Column("clocks", postgresql.JSONB(), nullable=False),
         sa.Column("deleted_at", sa.Text()),
         sa.Column("op_id", sa.BigInteger(), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),
     )
-    op.create_index("ix_sync_rows_bucket", "sync_rows", ["bucket"])
     op.create_table(
         "sync_ops",
         sa.Column("bucket", sa.Text(), primary_key=True),

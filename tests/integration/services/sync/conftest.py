@@ -86,35 +86,68 @@ async def as_user(sync_app: FastAPI) -> AsyncIterator[UserClient]:
         await client.aclose()
 
 
+class ServerHandle:
+    """An app under a real uvicorn in a thread, which tests can restart (same port)."""
+
+    def __init__(self, make_app: Callable[[], FastAPI]) -> None:
+        import socket
+
+        self._make_app = make_app
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = int(probe.getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server: Any = None
+        self._thread: Any = None
+
+    def start(self) -> None:
+        import threading
+        import time
+
+        import uvicorn
+
+        config = uvicorn.Config(
+            self._make_app(), host="127.0.0.1", port=self.port, log_config=None, access_log=False
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 20
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the app did not start under uvicorn")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+            self._thread.join(10)
+            self._server = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
 @pytest.fixture
-def sync_url(sync_env: dict[str, str]) -> Iterator[str]:
-    """The sync service under a real uvicorn (in a thread): streams need a real server."""
-    import socket
-    import threading
-    import time
+def sync_server(sync_env: dict[str, str]) -> Iterator[ServerHandle]:
+    """The sync service under a real uvicorn: streams and the SDK need a real server."""
 
-    import uvicorn
+    def make_app() -> FastAPI:
+        settings = KitSettings(
+            database_url=sync_env["DATABASE_URL"],
+            redis_url=sync_env["REDIS_URL"],
+            redis_prefix=sync_env["REDIS_PREFIX"],
+            log_format="text",
+        )
+        return create_service_app(SERVICE, settings=settings)
 
-    settings = KitSettings(
-        database_url=sync_env["DATABASE_URL"],
-        redis_url=sync_env["REDIS_URL"],
-        redis_prefix=sync_env["REDIS_PREFIX"],
-        log_format="text",
-    )
-    app = create_service_app(SERVICE, settings=settings)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the sync service did not start under uvicorn")
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    handle = ServerHandle(make_app)
+    handle.start()
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture
+def sync_url(sync_server: ServerHandle) -> str:
+    return sync_server.url

@@ -1,0 +1,6 @@
+"""mobileplane's reference client SDK (see README.md)."""
+
+from mobileplane_client.replica import Replica
+from mobileplane_client.sync import Conflict, SyncClient, SyncError
+
+__all__ = ["Conflict", "Replica", "SyncClient", "SyncError"]
