@@ -30,6 +30,7 @@ from mobileplane.services.kit.errors import (
 from mobileplane.services.kit.identity import Identity, require_scope
 from mobileplane.services.kit.redis import KeySpace, get_redis, unavailable_on_error
 from mobileplane.services.sync import store
+from mobileplane.services.sync.apply import QuotaExceeded
 from mobileplane.services.sync.hlc import ClockError, Timestamp
 from mobileplane.services.sync.merge import MergeError, Op, merge
 from mobileplane.services.sync.protocol import (
@@ -185,7 +186,7 @@ def router() -> APIRouter:
                 "and user",
                 code="client_mismatch",
             ) from None
-        except store.QuotaExceeded:
+        except QuotaExceeded:
             raise Forbidden(
                 f"your data holds {state.settings.sync_max_rows_per_user} rows, the most "
                 "allowed: delete some before adding more",

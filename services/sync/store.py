@@ -20,20 +20,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import and_, delete, exists, func, select, tuple_, update
+from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mobileplane.services.sync import checksum as checksums
 from mobileplane.services.sync import models as m
+from mobileplane.services.sync.apply import (
+    BucketState,
+    Key,
+    StoredRow,
+    plan_batch,
+    touched_keys,
+)
 from mobileplane.services.sync.hlc import Timestamp
-from mobileplane.services.sync.merge import Op, Row, merge
+from mobileplane.services.sync.merge import Row
 from mobileplane.services.sync.protocol import (
     BucketCheckpoint,
     Change,
-    ConflictOut,
     Mutation,
     MutationResult,
 )
@@ -42,10 +46,6 @@ from mobileplane.services.sync.schema import GLOBAL_BUCKET, SyncSchema, project,
 
 class ClientMismatch(Exception):
     """The client id is registered to another user."""
-
-
-class QuotaExceeded(Exception):
-    """The user's bucket holds as many rows as allowed."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ async def _lock_client(
     return int(row.last_mutation_id)
 
 
-async def _lock_bucket(session: AsyncSession, bucket: str) -> tuple[int, int, int]:
+async def _lock_bucket(session: AsyncSession, bucket: str) -> BucketState:
     await session.execute(insert(m.buckets).values(bucket=bucket).on_conflict_do_nothing())
     row = (
         await session.execute(
@@ -85,7 +85,32 @@ async def _lock_bucket(session: AsyncSession, bucket: str) -> tuple[int, int, in
             .with_for_update()
         )
     ).one()
-    return int(row.last_op), int(row.checksum), int(row.live_rows)
+    return BucketState(int(row.last_op), int(row.checksum), int(row.live_rows))
+
+
+async def _lock_rows(session: AsyncSession, bucket: str, keys: set[Key]) -> dict[Key, StoredRow]:
+    if not keys:
+        return {}
+    found = await session.execute(
+        select(
+            m.rows.c.table_name,
+            m.rows.c.row_id,
+            m.rows.c.vals,
+            m.rows.c.clocks,
+            m.rows.c.deleted_at,
+            m.rows.c.op_id,
+        )
+        .where(
+            m.rows.c.bucket == bucket,
+            tuple_(m.rows.c.table_name, m.rows.c.row_id).in_(sorted(keys)),
+        )
+        .order_by(m.rows.c.table_name, m.rows.c.row_id)  # one lock order: no deadlocks
+        .with_for_update()
+    )
+    return {
+        (r.table_name, r.row_id): StoredRow(Row(r.vals, r.clocks, r.deleted_at), int(r.op_id))
+        for r in found
+    }
 
 
 async def apply_upload(
@@ -99,132 +124,91 @@ async def apply_upload(
     stamps: Sequence[Timestamp],
     max_rows: int,
 ) -> UploadOutcome:
-    """Apply a validated batch (``stamps[i]`` is mutation *i*'s clock, already checked)."""
+    """Apply a validated batch (``stamps[i]`` is mutation *i*'s clock, already checked).
+
+    Raises :class:`ClientMismatch` or :class:`~.apply.QuotaExceeded` (nothing written)."""
     last_applied = await _lock_client(session, client_id, subject, schema_version)
     bucket = user_bucket(subject)
-    last_op, bucket_sum, live_rows = await _lock_bucket(session, bucket)
-    results: list[MutationResult] = []
-    conflict_rows: list[dict[str, Any]] = []
-    for mutation, stamp in zip(mutations, stamps, strict=True):
-        if mutation.id <= last_applied:
-            results.append(MutationResult(id=mutation.id, status="duplicate"))
-            continue
-        table = schema.table(mutation.table)
-        stored = (
-            await session.execute(
-                select(m.rows)
-                .where(
-                    m.rows.c.bucket == bucket,
-                    m.rows.c.table_name == table.name,
-                    m.rows.c.row_id == mutation.row_id,
-                )
-                .with_for_update()
-            )
-        ).one_or_none()
-        current = Row(stored.vals, stored.clocks, stored.deleted_at) if stored is not None else None
-        merged = merge(current, mutation.op, mutation.values, stamp, table.resolvers())
-        overrides = merged.overrides
-        op_id: int | None = None
-        # A new row comes from an insert (or a delete's tombstone, so that writes older than
-        # the delete lose); an update of a row that does not exist stores nothing.
-        new_row = stored is None and mutation.op is not Op.UPDATE
-        if merged.changed or new_row:
-            was_live = merged.existed
-            now_live = not merged.row.deleted
-            if now_live and not was_live and live_rows >= max_rows:
-                raise QuotaExceeded(bucket)
-            old_op = int(stored.op_id) if stored is not None and was_live else None
-            if merged.changed or (now_live and not was_live):
-                last_op += 1
-                op_id = last_op
-                bucket_sum = checksums.updated(
-                    bucket_sum, table.name, mutation.row_id, old_op, op_id if now_live else None
-                )
-                live_rows += int(now_live) - int(was_live)
-                await session.execute(
-                    insert(m.ops).values(
-                        bucket=bucket,
-                        op_id=op_id,
-                        table_name=table.name,
-                        row_id=mutation.row_id,
-                        kind="put" if now_live else "remove",
-                        vals=merged.row.visible() if now_live else None,
-                        checksum=bucket_sum,
-                    )
-                )
-            row_values = {
-                "vals": dict(merged.row.values),
-                "clocks": dict(merged.row.clocks),
-                "deleted_at": merged.row.deleted_at,
-                "op_id": op_id if op_id is not None else (stored.op_id if stored else 0),
-                "updated_at": func.now(),
-            }
-            await session.execute(
-                insert(m.rows)
-                .values(bucket=bucket, table_name=table.name, row_id=mutation.row_id, **row_values)
-                .on_conflict_do_update(
-                    index_elements=["bucket", "table_name", "row_id"], set_=row_values
-                )
-            )
-        for override in overrides:
-            conflict_rows.append(
+    state = await _lock_bucket(session, bucket)
+    stored = await _lock_rows(session, bucket, touched_keys(mutations, last_applied))
+    plan = plan_batch(
+        schema,
+        bucket=bucket,
+        state=state,
+        stored=stored,
+        mutations=mutations,
+        stamps=stamps,
+        last_applied=last_applied,
+        max_rows=max_rows,
+    )
+    if plan.ops:
+        await session.execute(insert(m.ops), plan.ops)
+    if plan.rows:
+        upsert = insert(m.rows)
+        await session.execute(
+            upsert.on_conflict_do_update(
+                index_elements=["bucket", "table_name", "row_id"],
+                set_={
+                    "vals": upsert.excluded.vals,
+                    "clocks": upsert.excluded.clocks,
+                    "deleted_at": upsert.excluded.deleted_at,
+                    "op_id": upsert.excluded.op_id,
+                    "updated_at": func.now(),
+                },
+            ),
+            [
                 {
-                    "subject": subject,
-                    "client_id": client_id,
-                    "mutation_id": mutation.id,
-                    "table_name": mutation.table,
-                    "row_id": mutation.row_id,
-                    "column_name": override.column,
-                    "client_value": override.client_value,
-                    "server_value": override.server_value,
-                    "reason": override.reason,
+                    "bucket": bucket,
+                    "table_name": table,
+                    "row_id": row_id,
+                    "vals": dict(r.row.values),
+                    "clocks": dict(r.row.clocks),
+                    "deleted_at": r.row.deleted_at,
+                    "op_id": r.op_id,
                 }
-            )
-        results.append(
-            MutationResult(
-                id=mutation.id,
-                status="conflict" if overrides else "applied",
-                op_id=op_id,
-                conflicts=[
-                    ConflictOut(
-                        column=o.column,
-                        client_value=o.client_value,
-                        server_value=o.server_value,
-                        reason=o.reason,
-                    )
-                    for o in overrides
-                ],
+                for (table, row_id), r in plan.rows.items()
+            ],
+        )
+    if plan.conflicts:
+        await session.execute(
+            insert(m.conflicts),
+            [{"subject": subject, "client_id": client_id, **c} for c in plan.conflicts],
+        )
+    if plan.bucket != state:
+        await session.execute(
+            update(m.buckets)
+            .where(m.buckets.c.bucket == bucket)
+            .values(
+                last_op=plan.bucket.last_op,
+                checksum=plan.bucket.checksum,
+                live_rows=plan.bucket.live_rows,
             )
         )
-        last_applied = mutation.id
-    if conflict_rows:
-        await session.execute(insert(m.conflicts), conflict_rows)
-    await session.execute(
-        update(m.buckets)
-        .where(m.buckets.c.bucket == bucket)
-        .values(last_op=last_op, checksum=bucket_sum, live_rows=live_rows)
-    )
     await session.execute(
         update(m.clients)
         .where(m.clients.c.client_id == client_id)
-        .values(last_mutation_id=last_applied, schema_version=schema_version, updated_at=func.now())
+        .values(
+            last_mutation_id=plan.last_applied,
+            schema_version=schema_version,
+            updated_at=func.now(),
+        )
     )
-    return UploadOutcome(last_applied, results, bucket, last_op)
+    return UploadOutcome(plan.last_applied, plan.results, bucket, plan.bucket.last_op)
 
 
 # -- download --------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class BucketState:
+class BucketPosition:
     last_op: int
     checksum: int
     purged_through: int
 
 
-async def bucket_states(session: AsyncSession, names: Sequence[str]) -> dict[str, BucketState]:
+async def bucket_states(session: AsyncSession, names: Sequence[str]) -> dict[str, BucketPosition]:
     found = {
-        r.bucket: BucketState(int(r.last_op), int(r.checksum), int(r.purged_through))
+        r.bucket: BucketPosition(int(r.last_op), int(r.checksum), int(r.purged_through))
         for r in await session.execute(
             select(
                 m.buckets.c.bucket,
@@ -234,7 +218,7 @@ async def bucket_states(session: AsyncSession, names: Sequence[str]) -> dict[str
             ).where(m.buckets.c.bucket.in_(names))
         )
     }
-    return {name: found.get(name, BucketState(0, 0, 0)) for name in names}
+    return {name: found.get(name, BucketPosition(0, 0, 0)) for name in names}
 
 
 async def checksum_at(session: AsyncSession, bucket: str, op_id: int) -> int:
@@ -272,25 +256,18 @@ async def read_changes(
 
     ``initial``: the client holds nothing of this bucket, so removals are left out.
     """
-    newer = m.ops.alias("newer")
-    superseded = exists().where(
-        and_(
-            newer.c.bucket == m.ops.c.bucket,
-            newer.c.table_name == m.ops.c.table_name,
-            newer.c.row_id == m.ops.c.row_id,
-            newer.c.op_id > m.ops.c.op_id,
-            newer.c.op_id <= target,
-        )
-    )
-    query = (
+    # The last op of each row in the range (DISTINCT ON: one pass over the range and a sort,
+    # whatever the planner's statistics), then the page in op order.
+    last = (
         select(m.ops)
         .where(m.ops.c.bucket == bucket, m.ops.c.op_id > after, m.ops.c.op_id <= target)
-        .where(~superseded)
-        .order_by(m.ops.c.op_id)
-        .limit(limit)
+        .order_by(m.ops.c.table_name, m.ops.c.row_id, m.ops.c.op_id.desc())
+        .ext(distinct_on(m.ops.c.table_name, m.ops.c.row_id))
+        .subquery()
     )
+    query = select(last).order_by(last.c.op_id).limit(limit)
     if initial:
-        query = query.where(m.ops.c.kind == "put")
+        query = query.where(last.c.kind == "put")
     changes = []
     for op in await session.execute(query):
         values = None

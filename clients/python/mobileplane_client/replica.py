@@ -222,25 +222,35 @@ class Replica:
         with self._transaction() as db:
             for bucket in reset_buckets:
                 db.execute("DELETE FROM rows WHERE bucket = ?", (bucket,))
-            for change in changes:
+            puts: list[tuple[str, str, str, str, int]] = []
+
+            def flush() -> None:
+                db.executemany(
+                    "INSERT INTO rows (tbl, row_id, bucket, vals, op_id) VALUES (?,?,?,?,?) "
+                    "ON CONFLICT (tbl, row_id) DO UPDATE SET bucket = excluded.bucket, "
+                    "vals = excluded.vals, op_id = excluded.op_id",
+                    puts,
+                )
+                puts.clear()
+
+            for change in changes:  # in op order; a row's later change wins
                 if change["kind"] == "put":
-                    db.execute(
-                        "INSERT INTO rows (tbl, row_id, bucket, vals, op_id) VALUES (?,?,?,?,?) "
-                        "ON CONFLICT (tbl, row_id) DO UPDATE SET bucket = excluded.bucket, "
-                        "vals = excluded.vals, op_id = excluded.op_id",
+                    puts.append(
                         (
                             change["table"],
                             change["row_id"],
                             change["bucket"],
                             json.dumps(change["values"]),
                             change["op_id"],
-                        ),
+                        )
                     )
                 else:
+                    flush()
                     db.execute(
                         "DELETE FROM rows WHERE tbl = ? AND row_id = ?",
                         (change["table"], change["row_id"]),
                     )
+            flush()
             for bucket, expected in checkpoint["buckets"].items():
                 total = (
                     sum(
