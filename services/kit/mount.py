@@ -11,20 +11,24 @@ data, its :class:`~kit.privacy.SubjectData` store.
   process, running all their hooks.
 
 Hooks receive the FastAPI app and keep their state on ``app.state.<service name>``, so the same
-code works in both shapes.
+code works in both shapes. A hook reads its service's settings with :func:`service_settings`,
+which takes the kit's part (database, Redis) from the app rather than the environment.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from fastapi import APIRouter, FastAPI
 
 from mobileplane.services.kit.app import create_app
 from mobileplane.services.kit.migrate import KIT_MIGRATIONS, MigrationSet
 from mobileplane.services.kit.privacy import SUBJECT_STORES_STATE, SubjectData
-from mobileplane.services.kit.settings import KitSettings, get_settings
+from mobileplane.services.kit.settings import KitSettings, get_settings, load_settings
+
+SettingsT = TypeVar("SettingsT", bound=KitSettings)
 
 Hook = Callable[[FastAPI], Awaitable[None]]
 
@@ -90,6 +94,16 @@ def startup_hooks(
         setattr(app.state, SUBJECT_STORES_STATE, stores)
 
     return [register_stores, *(hook for s in services for hook in s.on_startup)]
+
+
+def service_settings(app: FastAPI, cls: type[SettingsT]) -> SettingsT:
+    """A service's own settings (``cls``, from the environment), sharing the app's kit
+    settings: in the platform app the kit's (database, Redis, log format) are given in code,
+    and a service must run on the same ones."""
+    kit = getattr(app.state, "settings", None)
+    if not isinstance(kit, KitSettings):
+        raise RuntimeError("no kit settings on app.state: create the app with kit.app.create_app")
+    return load_settings(cls, **kit.model_dump())
 
 
 def create_service_app(

@@ -13,8 +13,7 @@ from sqlalchemy import text
 
 from mobileplane.services.kit.db import Database
 from mobileplane.services.kit.migrate import MigrationSet
-from mobileplane.services.kit.mount import ServiceDefinition
-from mobileplane.services.kit.settings import load_settings
+from mobileplane.services.kit.mount import ServiceDefinition, service_settings
 from mobileplane.services.sync import store
 from mobileplane.services.sync.api import SyncState, load_schema, router
 from mobileplane.services.sync.settings import SyncSettings
@@ -47,7 +46,7 @@ async def _compaction_loop(app: FastAPI, settings: SyncSettings) -> None:
 
 
 async def start(app: FastAPI) -> None:
-    settings = load_settings(SyncSettings)
+    settings = service_settings(app, SyncSettings)
     app.state.sync = SyncState(settings=settings, schema=load_schema(settings))
     app.state.sync_compaction = asyncio.create_task(_compaction_loop(app, settings))
 

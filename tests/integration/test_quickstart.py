@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from mobileplane.embedded.process import pick_port, port_is_free
+from mobileplane.services.kit.identity import Identity, identity_headers
 
 # It brings its own embedded servers: an end-to-end run of `mobileplane up`, no stack needed.
 pytestmark = pytest.mark.e2e
@@ -81,7 +82,34 @@ def test_quickstart_serves_the_platform_and_stops_cleanly(data_dir: Path) -> Non
         index = httpx.get(f"{url}/", timeout=5).json()
         assert index["name"] == "mobileplane"
         assert index["status"] == "ready"
-        assert {s["name"]: s["base_path"] for s in index["services"]} == {"health": "/"}
+        assert {s["name"]: s["base_path"] for s in index["services"]} == {
+            "health": "/",
+            "sync": "/sync",
+        }
+        # The sync service works on the embedded default (its demo schema).
+        who = identity_headers(Identity("quickstart-user", frozenset({"sync"})))
+        mutation = {
+            "id": 1,
+            "table": "notes",
+            "op": "insert",
+            "row_id": "n1",
+            "values": {"title": "hello"},
+            "hlc": "001764000000000-00000-qs",
+        }
+        uploaded = httpx.post(
+            f"{url}/sync/upload",
+            headers=who,
+            json={"client_id": "quickstart-1", "schema_version": 1, "mutations": [mutation]},
+            timeout=10,
+        )
+        assert uploaded.status_code == 200, uploaded.text
+        downloaded = httpx.get(
+            f"{url}/sync/download",
+            headers=who,
+            params={"client_id": "quickstart-2", "schema_version": 1},
+            timeout=10,
+        ).json()
+        assert [c["values"] for c in downloaded["changes"]] == [{"title": "hello"}]
         postgres, redis = index["components"]["postgres"], index["components"]["redis"]
         assert postgres["database"] == "mobileplane"
         assert "***" in postgres["url"]  # the index never shows the password
