@@ -84,6 +84,7 @@ def test_quickstart_serves_the_platform_and_stops_cleanly(data_dir: Path) -> Non
         assert index["status"] == "ready"
         assert {s["name"]: s["base_path"] for s in index["services"]} == {
             "health": "/",
+            "content": "/content",
             "sync": "/sync",
         }
         # The sync service works on the embedded default (its demo schema).

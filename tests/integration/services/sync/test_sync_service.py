@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
-from conftest import UserClient
 
 from mobileplane.services.sync.checksum import row_hash
 from mobileplane.services.sync.hlc import Timestamp
 
 pytestmark = pytest.mark.integration
+
+UserClient = Callable[..., httpx.AsyncClient]  # the as_user fixture (conftest.py)
 
 _clock = itertools.count(1_700_000_000_000)
 

@@ -1,0 +1,1 @@
+"""The content service: feeds, articles and remote config, personalised, cached, with media."""

@@ -1,0 +1,1 @@
+"""Revisions of the content service's migrations."""
