@@ -1,6 +1,7 @@
 """mobileplane's reference client SDK (see README.md)."""
 
+from mobileplane_client.media import MediaCache
 from mobileplane_client.replica import Replica
 from mobileplane_client.sync import Conflict, SyncClient, SyncError
 
-__all__ = ["Conflict", "Replica", "SyncClient", "SyncError"]
+__all__ = ["Conflict", "MediaCache", "Replica", "SyncClient", "SyncError"]

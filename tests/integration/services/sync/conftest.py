@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from support.uvicorn_server import ServerHandle
 
 from mobileplane.services.kit.identity import Identity, identity_headers
 from mobileplane.services.kit.mount import create_service_app
@@ -84,49 +85,6 @@ async def as_user(sync_app: FastAPI) -> AsyncIterator[UserClient]:
     yield make
     for client in opened:
         await client.aclose()
-
-
-class ServerHandle:
-    """An app under a real uvicorn in a thread, which tests can restart (same port)."""
-
-    def __init__(self, make_app: Callable[[], FastAPI]) -> None:
-        import socket
-
-        self._make_app = make_app
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = int(probe.getsockname()[1])
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._server: Any = None
-        self._thread: Any = None
-
-    def start(self) -> None:
-        import threading
-        import time
-
-        import uvicorn
-
-        config = uvicorn.Config(
-            self._make_app(), host="127.0.0.1", port=self.port, log_config=None, access_log=False
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 20
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the app did not start under uvicorn")
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-            self._thread.join(10)
-            self._server = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
 
 
 @pytest.fixture

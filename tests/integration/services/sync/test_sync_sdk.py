@@ -215,3 +215,44 @@ def test_devices_converge_and_no_accepted_write_is_lost_or_doubled(
     assert truth["total"]["views"] == increments
     while OPEN:  # hypothesis runs many examples within one test
         OPEN.pop().close()
+
+
+def test_the_sync_loop_rides_out_a_server_outage(sync_server: Any) -> None:
+    import threading
+
+    phone, _ = device(sync_server.url, "alice")
+    tablet, _ = device(sync_server.url, "alice")
+    stop, wake = threading.Event(), threading.Event()
+    errors: list[str] = []
+    loop = threading.Thread(
+        target=phone.run,
+        args=(stop,),
+        kwargs={
+            "poll_interval": 0.2,
+            "max_backoff": 0.5,
+            "wake": wake,
+            "on_error": lambda e: errors.append(type(e).__name__),
+        },
+        daemon=True,
+    )
+    sync_server.stop()  # offline from the start
+    loop.start()
+    try:
+        phone.replica.insert("notes", "n1", {"title": "written offline"})
+        wake.set()
+        deadline = time.monotonic() + 5
+        while not errors and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "TransientError" in errors  # it tried, failed, and backs off
+        sync_server.start()
+        deadline = time.monotonic() + 15
+        while phone.replica.pending() and time.monotonic() < deadline:
+            wake.set()
+            time.sleep(0.1)
+        assert phone.replica.pending() == []
+    finally:
+        stop.set()
+        wake.set()
+        loop.join(10)
+    tablet.sync_once()
+    assert tablet.replica.get("notes", "n1") == {"title": "written offline"}
