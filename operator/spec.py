@@ -15,8 +15,10 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
+
+from mobileplane.services.sync.schema import SchemaError, parse_schema
 
 #: Every service the platform can run, in the order the gateway's route table lists them.
 SERVICE_NAMES = (
@@ -503,6 +505,38 @@ class Analytics(Model):
     ip_anonymization: bool = Field(default=True, description="Drop the last octet of client IPs.")
 
 
+class Sync(Model):
+    """Offline sync: the app's synced data model and its limits."""
+
+    data_model: dict[str, Any] | None = Field(
+        default=None,
+        description="The synced data model: schema version, the oldest app version served, "
+        "and tables with typed columns, conflict resolvers and buckets (see "
+        "docs/sync-protocol.md, Configuration). Unset: a small demo notes model.",
+        json_schema_extra={"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+    )
+    max_rows_per_user: int = Field(
+        default=100_000, ge=1, le=10_000_000, description="Live rows a user may hold."
+    )
+    offline_horizon_days: int = Field(
+        default=30,
+        ge=1,
+        le=365,
+        description="How long deletions are kept for devices that are offline; a device "
+        "offline for longer resyncs its data.",
+    )
+
+    @field_validator("data_model")
+    @classmethod
+    def _valid_data_model(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            try:
+                parse_schema(value)
+            except SchemaError as e:
+                raise ValueError(f"invalid sync data model: {e}") from None
+        return value
+
+
 class Backups(Model):
     """Scheduled logical backups of the database (pg_dump) to S3."""
 
@@ -565,6 +599,7 @@ class MobilePlatformSpec(Model):
     push: Push = Field(default_factory=Push, description="Push credentials.")
     telemetry: Telemetry = Field(default_factory=Telemetry, description="Telemetry settings.")
     analytics: Analytics = Field(default_factory=Analytics, description="Analytics settings.")
+    sync: Sync = Field(default_factory=Sync, description="Offline sync settings.")
     backups: Backups = Field(default_factory=Backups, description="Database backups.")
 
     model_config = ConfigDict(

@@ -178,6 +178,12 @@ def _entries(inp: RenderInput) -> Iterator[ConfigEntry]:
     yield entry("ANALYTICS_RETENTION_DAYS", str(a.retention_days), "analytics")
     yield entry("ANALYTICS_IP_ANONYMIZATION", _bool(a.ip_anonymization), "analytics")
 
+    # -- sync: the app's data model and limits
+    if spec.sync.data_model is not None:
+        yield entry("SYNC_SCHEMA", _json(spec.sync.data_model), "sync")
+    yield entry("SYNC_MAX_ROWS_PER_USER", str(spec.sync.max_rows_per_user), "sync")
+    yield entry("SYNC_OFFLINE_HORIZON_DAYS", str(spec.sync.offline_horizon_days), "sync")
+
     # -- backups (read by the backup CronJob)
     backups = spec.backups
     if backups.enabled:

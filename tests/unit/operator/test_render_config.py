@@ -248,3 +248,33 @@ def test_the_gateway_mounts_its_routes() -> None:
 def test_config_keys_are_unique(example: str) -> None:
     keys = [e.key for e in config_entries(example_input(example))]
     assert len(keys) == len(set(keys))
+
+
+def test_the_sync_data_model_reaches_the_sync_service_and_parses() -> None:
+    from mobileplane.services.sync.settings import SyncSettings
+
+    model = {"version": 1, "tables": {"todos": {"columns": {"title": {"type": "text"}}}}}
+    inp = make_input(with_changes(MINIMAL, {"sync": {"dataModel": model}}))
+    config = consumed_config(inp, "sync")
+    settings = SyncSettings(
+        database_url="postgresql://u:p4ss@db/x",
+        redis_url="redis://r:6379/0",
+        sync_schema=config["SYNC_SCHEMA"],
+    )
+    assert set(settings.declared_schema().tables) == {"todos"}
+    assert "SYNC_SCHEMA" not in consumed_config(inp, "content")
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        ({"tables": {}}, "tables must be a non-empty object"),
+        ({"tables": {"t": {"columns": {"n": {"type": "text", "resolver": "counter"}}}}}, "integer"),
+        ({"tables": {"t": {"bucket": "team", "columns": {"n": {"type": "text"}}}}}, "bucket"),
+    ],
+)
+def test_an_invalid_sync_data_model_is_refused_with_where(
+    model: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=f"invalid sync data model: .*{message}"):
+        MobilePlatformSpec.model_validate(with_changes(MINIMAL, {"sync": {"dataModel": model}}))
