@@ -130,6 +130,12 @@ class _Converter:
         out: dict[str, Any] = {k: v for k, v in node.items() if k in KEPT}
         if out.get("default") is None:
             out.pop("default", None)
+        # JSON Schema 2020-12 (pydantic) gives exclusive bounds as numbers; Kubernetes'
+        # OpenAPI v3 schema, like draft 4, wants the bound plus a boolean flag.
+        for exclusive, bound in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+            if isinstance(out.get(exclusive), int | float) and not isinstance(out[exclusive], bool):
+                out[bound] = out.pop(exclusive)
+                out[exclusive] = True
         if "properties" in node:
             out["type"] = "object"
             model = self.models.get(model_name or "")
