@@ -37,6 +37,7 @@ logins are :class:`Refused` with the fix.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, TypeAlias
@@ -56,6 +57,10 @@ from mobileplane.operator.provision.models import (
     validate_identifier,
     validate_names,
 )
+
+#: A drop that meets a session it may not end (an autovacuum worker) is retried this often.
+DROP_ATTEMPTS = 5
+DROP_RETRY_SECONDS = 0.2
 
 __all__ = [
     "AdminConnection",
@@ -255,6 +260,36 @@ class PostgresProvisioner:
                 hint="grant it CREATEROLE or use a superuser",
             )
 
+    async def _drop_database(self, conn: Any, admin: AdminConnection, database: str) -> None:
+        """``DROP DATABASE … WITH (FORCE)``, riding out an autovacuum worker.
+
+        FORCE ends the database's sessions, checking the admin's right to signal each. An
+        autovacuum worker that happens to be in the database (likely right after it was
+        written to) fails that check for a non-superuser admin; it exits within moments, so
+        the drop is retried a few times before the refusal is reported.
+        """
+        statement = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+            sql.Identifier(database)
+        )
+        for attempt in range(DROP_ATTEMPTS):
+            try:
+                await self._execute(
+                    conn,
+                    admin,
+                    statement,
+                    doing=f"drop database {database!r}",
+                    hint="only its owner (or a superuser) may drop it, and ending sessions of "
+                    "other roles needs pg_signal_backend: drop it by hand or use its owner",
+                )
+                return
+            except Refused as e:
+                busy = isinstance(e.__cause__, pgerrors.InsufficientPrivilege) and (
+                    "process is being terminated" in str(e.__cause__)
+                )
+                if not busy or attempt == DROP_ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(DROP_RETRY_SECONDS * (attempt + 1))
+
     async def drop(self, admin: AdminConnection, database: str, role: str) -> DroppedDatabase:
         """Drop the database (ending its sessions) and the role. Idempotent."""
         validate_names(admin, database, role)
@@ -276,16 +311,7 @@ class PostgresProvisioner:
                 is not None
             )
             if db_exists:
-                await self._execute(
-                    conn,
-                    admin,
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                        sql.Identifier(database)
-                    ),
-                    doing=f"drop database {database!r}",
-                    hint="only its owner (or a superuser) may drop it, and ending sessions of "
-                    "other roles needs pg_signal_backend: drop it by hand or use its owner",
-                )
+                await self._drop_database(conn, admin, database)
             if role_exists:
                 # Objects and grants of the role in this (admin) database and on shared
                 # objects; its own database is gone already.

@@ -346,3 +346,39 @@ async def test_admin_without_createdb_is_refused_with_the_fix(
     # The role it made before failing is dropped by the weak admin too (it has CREATEROLE).
     dropped = await provisioner.drop(weak_admin, name, name)
     assert dropped.dropped_role and not dropped.dropped_database
+
+
+async def test_drop_waits_out_a_session_it_may_not_end(
+    admin: AdminConnection,
+    provisioner: PostgresProvisioner,
+    app_names: Callable[[], str],
+    stack: StackSettings,
+) -> None:
+    """Like an autovacuum worker: a session of a role the admin cannot signal, which leaves
+    on its own moments later. The drop retries instead of refusing for good."""
+    import threading
+
+    name = app_names()
+    outsider = f"{name}_x"
+    await provisioner.ensure(admin, name, name, "password")
+    _admin_query(
+        stack,
+        sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'x-password'").format(sql.Identifier(outsider)),
+    )
+    try:
+        _admin_query(
+            stack,
+            sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+                sql.Identifier(name), sql.Identifier(outsider)
+            ),
+        )
+        session = _connect(admin, user=outsider, password="x-password", dbname=name)
+        leaving = threading.Timer(0.3, session.close)
+        leaving.start()
+        try:
+            dropped = await provisioner.drop(admin, name, name)
+        finally:
+            leaving.join()
+        assert dropped.dropped_database
+    finally:
+        _admin_query(stack, sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(outsider)))

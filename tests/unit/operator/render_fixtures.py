@@ -27,7 +27,11 @@ from mobileplane.operator.spec import DatabaseMode, MobilePlatformSpec
 
 ROOT = Path(__file__).resolve().parents[3]
 HERE = Path(__file__).resolve().parent
-EXAMPLES = {p.stem: p for p in sorted((ROOT / "crds" / "examples").glob("*.yaml"))}
+EXAMPLES = {  # MobilePlatform examples (the folder also holds MobileRelease ones)
+    p.stem: p
+    for p in sorted((ROOT / "crds" / "examples").glob("*.yaml"))
+    if yaml.safe_load(p.read_text())["kind"] == "MobilePlatform"
+}
 
 NAMESPACE = "apps"
 UID = "0b9d6f3e-5c2a-4e1b-9f00-000000000001"
