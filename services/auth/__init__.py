@@ -1,0 +1,1 @@
+"""The auth service: the platform's OpenID Provider (login, tokens, sessions, keys)."""
