@@ -620,13 +620,42 @@ def _issue(
     return JSONResponse(body, headers=_NO_STORE)
 
 
+_FIELD = Field(default=None, max_length=8192)
+
+
+class TokenForm(BaseModel):
+    """The form parameters of the token, revocation and introspection endpoints (RFC 6749
+    §4.1.3 and §6, RFC 8693 §2.1, RFC 7009 §2.1, RFC 7662 §2.1); each endpoint reads its own."""
+
+    model_config = {"extra": "ignore"}
+
+    grant_type: str | None = _FIELD
+    client_id: str | None = _FIELD
+    code: str | None = _FIELD
+    redirect_uri: str | None = _FIELD
+    code_verifier: str | None = _FIELD
+    refresh_token: str | None = _FIELD
+    scope: str | None = _FIELD
+    subject_token: str | None = _FIELD
+    subject_token_type: str | None = _FIELD
+    nonce: str | None = _FIELD
+    device_id: str | None = Field(default=None, max_length=200)
+    device_name: str | None = Field(default=None, max_length=200)
+    token: str | None = _FIELD
+    token_type_hint: str | None = _FIELD
+
+    def fields(self) -> dict[str, str]:
+        return {k: v for k, v in self.model_dump().items() if isinstance(v, str)}
+
+
 def token_router() -> APIRouter:
     router = APIRouter(prefix="/auth", tags=["oidc"])
 
     @router.post("/token", summary="Token endpoint (code, refresh, token exchange)")
-    async def token(request: Request, state: State, db: DbSession) -> Response:
-        form = await request.form()
-        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    async def token(
+        request: Request, state: State, db: DbSession, form: Annotated[TokenForm, Form()]
+    ) -> Response:
+        fields = form.fields()
         settings = state.settings
         if request.headers.get("authorization", "").lower().startswith("basic "):
             return oauth_error(
@@ -924,7 +953,8 @@ class LogoutRequest(BaseModel):
 def account_router() -> APIRouter:
     router = APIRouter(prefix="/auth", tags=["oidc"])
 
-    @router.api_route("/userinfo", methods=["GET", "POST"], summary="OIDC UserInfo")
+    @router.get("/userinfo", summary="OIDC UserInfo", operation_id="userinfo_get")
+    @router.post("/userinfo", summary="OIDC UserInfo", operation_id="userinfo_post")
     async def userinfo(caller: CallerDep, db: DbSession) -> JSONResponse:
         user = await store.get_user(db, caller.user_id)
         if user is None:
@@ -935,10 +965,11 @@ def account_router() -> APIRouter:
         return JSONResponse(body, headers=_NO_STORE)
 
     @router.post("/revoke", summary="Token revocation (RFC 7009)")
-    async def revoke(request: Request, state: State, db: DbSession) -> Response:
-        form = await request.form()
-        token = form.get("token")
-        client = state.settings.clients.get(str(form.get("client_id") or ""))
+    async def revoke(
+        request: Request, state: State, db: DbSession, form: Annotated[TokenForm, Form()]
+    ) -> Response:
+        token = form.token
+        client = state.settings.clients.get(form.client_id)
         if client is None:
             return oauth_error("invalid_client", "unknown or missing client_id", 401)
         if not isinstance(token, str) or not token:
@@ -958,10 +989,11 @@ def account_router() -> APIRouter:
         return Response(status_code=200, headers=_NO_STORE)
 
     @router.post("/introspect", summary="Token introspection (RFC 7662)")
-    async def introspect(request: Request, state: State, db: DbSession) -> JSONResponse:
-        form = await request.form()
-        token = form.get("token")
-        client = state.settings.clients.get(str(form.get("client_id") or ""))
+    async def introspect(
+        state: State, db: DbSession, form: Annotated[TokenForm, Form()]
+    ) -> JSONResponse:
+        token = form.token
+        client = state.settings.clients.get(form.client_id)
         if client is None:
             return oauth_error("invalid_client", "unknown or missing client_id", 401)
         if not isinstance(token, str) or not token:
@@ -972,7 +1004,8 @@ def account_router() -> APIRouter:
             body = {"active": False}
         return JSONResponse(body, headers=_NO_STORE)
 
-    @router.api_route("/end-session", methods=["GET", "POST"], summary="RP-Initiated Logout")
+    @router.get("/end-session", summary="RP-Initiated Logout", operation_id="end_session_get")
+    @router.post("/end-session", summary="RP-Initiated Logout", operation_id="end_session_post")
     async def end_session(
         request: Request,
         state: State,

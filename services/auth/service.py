@@ -25,7 +25,7 @@ async def start(app: FastAPI) -> None:
     settings = service_settings(app, AuthSettings)
     keys = KeyStore(
         directory=settings.auth_signing_keys_dir,
-        inline=settings.auth_signing_keys,
+        inline=settings.auth_signing_keys or None,
         check_interval=settings.auth_signing_keys_check_seconds,
     )
     _ = settings.clients  # a bad client registration fails the start, naming the client

@@ -26,12 +26,14 @@ class ServerHandle:
             probe.bind(("127.0.0.1", 0))
             self.port = int(probe.getsockname()[1])
         self.url = f"http://127.0.0.1:{self.port}"
+        self.app: Any = None  # the app being served (tests may read its state)
         self._server: Any = None
         self._thread: Any = None
 
     def start(self) -> None:
+        self.app = self._make_app()
         config = uvicorn.Config(
-            self._make_app(), host="127.0.0.1", port=self.port, log_config=None, access_log=False
+            self.app, host="127.0.0.1", port=self.port, log_config=None, access_log=False
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)

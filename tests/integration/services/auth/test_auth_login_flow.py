@@ -12,15 +12,15 @@ import jwt
 import pytest
 import redis as redis_lib
 from authlib.common.security import generate_token
-from authlib.integrations.httpx_client import OAuth2Client
 from authlib.integrations.base_client.errors import OAuthError
+from authlib.integrations.httpx_client import OAuth2Client
 from support.oidc import APP_ID, LOOPBACK_REDIRECT, REDIRECT_URI, browser_login
 from support.uvicorn_server import ServerHandle
 
 from mobileplane.services.kit.identity import revoked_session_key
 from mobileplane.services.kit.redis import KeySpace
 
-PASSWORD = "correct horse battery"  # noqa: S105 - a test user's password
+PASSWORD = "correct horse battery"
 
 
 def discover(server: ServerHandle) -> dict[str, Any]:
@@ -146,9 +146,9 @@ def test_bad_authorization_requests_return_to_the_app_with_an_error(
         "scope": "openid",
     }
     if (
-        params
+        (params
         and "code_challenge" not in params
-        and "response_type" in params
+        and "response_type" in params)
         or ("scope" in params or "prompt" in params)
     ):
         query.update(
