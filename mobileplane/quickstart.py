@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import fcntl
 import ipaddress
+import json
 import logging
 import os
 import signal
@@ -23,6 +24,7 @@ import sys
 import time
 import webbrowser
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
@@ -39,15 +41,29 @@ from mobileplane.embedded.postgres import (
 )
 from mobileplane.embedded.process import ServerStartError, pick_port, port_is_free
 from mobileplane.embedded.redis import EmbeddedRedis
+from mobileplane.operator.keys import KeySet, generate
+from mobileplane.operator.render.routes import IDEMPOTENT_METHODS, MAX_RETRIES, RETRY_ON, ROUTES
+from mobileplane.services.gateway.service import create_gateway_app
+from mobileplane.services.gateway.settings import GatewaySettings
 from mobileplane.services.kit.migrate import upgrade
 from mobileplane.services.kit.settings import KitSettings, redact_url
-from mobileplane.services.platform import create_platform_app, platform_migrations
+from mobileplane.services.platform import SERVICES, create_platform_app, platform_migrations
 
 DATABASE = "mobileplane"
 # Stable ports across runs (so a saved psql command keeps working), outside the 5xxxx range
 # that `mobileplane stack up` uses; the next free port is taken if one is busy.
 POSTGRES_PORT = 15432
 REDIS_PORT = 16379
+
+
+#: The demo app the quick start registers with its OpenID Provider: a public client, as a
+#: mobile app is, with a private-use scheme and loopback redirects (RFC 8252).
+DEMO_CLIENT_ID = "dev.mobileplane.demo"
+DEMO_REDIRECT_URIS = (
+    f"{DEMO_CLIENT_ID}:/oauth2redirect",
+    "http://127.0.0.1/callback",
+    "http://[::1]/callback",
+)
 
 
 class QuickstartError(RuntimeError):
@@ -74,12 +90,94 @@ def display_host(host: str) -> str:
     return "127.0.0.1" if unspecified else host
 
 
+def demo_clients(scopes: Sequence[str]) -> str:
+    """``AUTH_CLIENTS`` for the quick start: the demo app, allowed every service's scope."""
+    return json.dumps(
+        [
+            {
+                "client_id": DEMO_CLIENT_ID,
+                "client_name": "mobileplane demo app",
+                "redirect_uris": list(DEMO_REDIRECT_URIS),
+                "token_endpoint_auth_method": "none",
+                "scope": " ".join(["openid", "offline_access", "email", *scopes]),
+            }
+        ]
+    )
+
+
+def signing_keys_dir(data_dir: Path) -> Path:
+    """The quick start's signing keys, made once (like the operator's Secret) and kept, so
+    tokens survive a restart."""
+    directory = data_dir / "signing-keys"
+    keyset = directory / "keyset.json"
+    if not keyset.exists():
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        staged = directory / "keyset.json.new"
+        key = generate("ES256", datetime.now(UTC))
+        staged.write_text(KeySet(keys=(key,)).to_json())
+        staged.chmod(0o600)
+        staged.replace(keyset)
+    return directory
+
+
+def gateway_routes(public_url: str, upstream: str, services: Sequence[str]) -> dict[str, Any]:
+    """The gateway's route table for the quick start: the operator's routes and policies
+    (``operator/render/routes.py``) for the services the platform app serves, every one to
+    the one platform app, plus the platform's index and probes as public routes."""
+    routes = [
+        {
+            "service": name,
+            "pathPrefix": policy.path_prefix,
+            "upstream": upstream,
+            "auth": {
+                "mode": policy.auth,
+                **({"scopes": list(policy.scopes)} if policy.scopes else {}),
+            },
+            "timeoutSeconds": policy.timeout_seconds,
+            "retries": {
+                "max": MAX_RETRIES,
+                "methods": list(IDEMPOTENT_METHODS),
+                "on": list(RETRY_ON),
+            },
+            "maxBodyBytes": policy.max_body_bytes,
+        }
+        for name in services
+        for policy in ROUTES.get(name, ())
+    ]
+    # The index, the probes and the API docs of the platform app: nothing behind them needs a
+    # user (the gateway strips identity headers on every route, so none can be spoofed).
+    routes.append(
+        {
+            "service": "platform",
+            "pathPrefix": "/",
+            "upstream": upstream,
+            "auth": {"mode": "public"},
+            "timeoutSeconds": 10,
+            "retries": {
+                "max": MAX_RETRIES,
+                "methods": list(IDEMPOTENT_METHODS),
+                "on": list(RETRY_ON),
+            },
+            "maxBodyBytes": 1024 * 1024,
+        }
+    )
+    return {
+        "version": 1,
+        "issuer": public_url,
+        "audience": public_url,
+        "algorithms": ["ES256"],
+        "jwksURL": f"{upstream}/.well-known/jwks.json",
+        "routes": routes,
+    }
+
+
 def banner(*, http_url: str, postgres_url: str, redis_url: str, data_dir: Path) -> list[str]:
     """What to print once everything is up."""
     return [
         "",
-        "mobileplane is up:",
+        "mobileplane is up (every request goes through the API gateway):",
         f"  platform    {http_url}/",
+        f"  sign in     {http_url}/.well-known/openid-configuration  (client {DEMO_CLIENT_ID})",
         f"  API docs    {http_url}/docs",
         f"  readiness   {http_url}/readyz",
         f"  PostgreSQL  {postgres_url}",
@@ -160,6 +258,14 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+class _Internal(uvicorn.Server):
+    """The platform app behind the gateway: signals are the gateway server's to handle."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 class _Server(uvicorn.Server):
     """uvicorn's server, announcing the moment it listens (after the app started)."""
 
@@ -223,6 +329,20 @@ def _serve_platform(
     with progress.step("applying migrations", done="done"):
         for migrations in platform_migrations():
             upgrade(migrations, url)
+    http_url = f"http://{display_host(host)}:{port}"
+    internal_port = pick_port("127.0.0.1", port + 10000 if port < 55535 else 18090)
+    internal_url = f"http://127.0.0.1:{internal_port}"
+    names = [service.name for service in SERVICES]
+    scopes = sorted({s for name in names for r in ROUTES.get(name, ()) for s in r.scopes})
+    # The auth service reads its settings from the environment, as in a pod; a value the user
+    # exported wins.
+    for key, value in {
+        "AUTH_ISSUER": http_url,
+        "AUTH_DISPLAY_NAME": "mobileplane quick start",
+        "AUTH_CLIENTS": demo_clients(scopes),
+        "AUTH_SIGNING_KEYS_DIR": str(signing_keys_dir(data_dir)),
+    }.items():
+        os.environ.setdefault(key, value)
     settings = KitSettings(
         service_name="platform",
         environment="development",
@@ -231,11 +351,31 @@ def _serve_platform(
         log_format="text",
     )
     app = create_platform_app(settings=settings, components=_components(postgres, redis))
+    internal = _Internal(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=internal_port,
+            log_config=None,
+            access_log=False,
+            server_header=False,
+        )
+    )
+    gateway_settings = GatewaySettings(
+        service_name="gateway",
+        environment="development",
+        database_url=url,
+        redis_url=redis.url,
+        # The platform's prefix: the gateway reads the sessions auth revokes under it.
+        redis_prefix=settings.redis_prefix,
+        log_format="text",
+        gateway_routes=json.dumps(gateway_routes(http_url, internal_url, names)),
+    )
+    gateway = create_gateway_app(gateway_settings, configure_logs=False)
     config = uvicorn.Config(
-        app, host=host, port=port, log_config=None, access_log=False, server_header=False
+        gateway, host=host, port=port, log_config=None, access_log=False, server_header=False
     )
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
-    http_url = f"http://{display_host(host)}:{port}"
     lines = banner(
         http_url=http_url,
         postgres_url=url.replace("+psycopg", ""),
@@ -249,7 +389,20 @@ def _serve_platform(
         if open_browser:
             webbrowser.open(f"{http_url}/")
 
-    asyncio.run(_Server(config, ready).serve())
+    async def serve() -> None:
+        behind = asyncio.create_task(internal.serve())
+        while not internal.started:
+            if behind.done():
+                await behind  # it failed to start: raises (uvicorn exits with SystemExit)
+                raise SystemExit(1)
+            await asyncio.sleep(0.05)
+        try:
+            await _Server(config, ready).serve()
+        finally:
+            internal.should_exit = True
+            await behind
+
+    asyncio.run(serve())
 
 
 def _start_servers(

@@ -15,11 +15,16 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from authlib.common.security import generate_token
+from authlib.integrations.httpx_client import OAuth2Client
+from support.oidc import browser_login
 
 from mobileplane.embedded.process import pick_port, port_is_free
+from mobileplane.quickstart import DEMO_CLIENT_ID
 from mobileplane.services.kit.identity import Identity, identity_headers
 
 # It brings its own embedded servers: an end-to-end run of `mobileplane up`, no stack needed.
@@ -71,24 +76,54 @@ def stop(process: subprocess.Popen[str]) -> str:
     return output
 
 
+def demo_login(url: str) -> dict[str, Any]:
+    meta = httpx.get(f"{url}/.well-known/openid-configuration", timeout=5).json()
+    assert meta["issuer"] == url
+    verifier = generate_token(64)
+    with OAuth2Client(
+        client_id=DEMO_CLIENT_ID,
+        redirect_uri="http://127.0.0.1:7777/callback",
+        scope="openid offline_access sync",
+        code_challenge_method="S256",
+        token_endpoint_auth_method="none",
+    ) as client:
+        authorize, _ = client.create_authorization_url(
+            meta["authorization_endpoint"], code_verifier=verifier
+        )
+        answer = browser_login(authorize, "qs@example.com", "quick start password", register=True)
+        assert answer.status_code == 303, answer.text
+        return dict(
+            client.fetch_token(
+                meta["token_endpoint"],
+                authorization_response=answer.headers["location"],
+                code_verifier=verifier,
+            )
+        )
+
+
 def test_quickstart_serves_the_platform_and_stops_cleanly(data_dir: Path) -> None:
     port = pick_port("127.0.0.1", 18080)
     url = f"http://127.0.0.1:{port}"
     process = start(data_dir, port)
     try:
-        ready = wait_ready(process, url)
-        assert set(ready.json()["checks"]) == {"postgres", "redis"}
-
+        wait_ready(process, url)  # the gateway's readiness
+        # The platform's index, behind the gateway, reports the components' readiness.
         index = httpx.get(f"{url}/", timeout=5).json()
         assert index["name"] == "mobileplane"
         assert index["status"] == "ready"
-        assert {s["name"]: s["base_path"] for s in index["services"]} == {
-            "health": "/",
-            "content": "/content",
-            "sync": "/sync",
-        }
-        # The sync service works on the embedded default (its demo schema).
-        who = identity_headers(Identity("quickstart-user", frozenset({"sync"})))
+        assert set(index["checks"]) == {"postgres", "redis"}
+        mounted = {s["name"]: s["base_path"] for s in index["services"]}
+        assert {"auth": "/auth", "content": "/content", "sync": "/sync"}.items() <= mounted.items()
+        # Identity headers from a client are stripped by the gateway: no spoofing.
+        spoofed = identity_headers(Identity("quickstart-user", frozenset({"sync"})))
+        refused = httpx.get(
+            f"{url}/sync/download", headers=spoofed, params={"client_id": "x"}, timeout=10
+        )
+        assert refused.status_code == 401
+        # The demo app signs in (authorization code + PKCE through the login page)...
+        token = demo_login(url)
+        who = {"authorization": f"Bearer {token['access_token']}"}
+        # ...and the sync service works on the embedded default (its demo schema).
         mutation = {
             "id": 1,
             "table": "notes",
