@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+import webbrowser
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -96,6 +97,34 @@ def migrate(database_url: str | None) -> None:
     except RunnerError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(2)
+
+
+@main.command("login")
+@click.option("--url", default="http://127.0.0.1:8080", show_default=True, help="The platform.")
+@click.option("--client-id", default="dev.mobileplane.demo", show_default=True)
+@click.option(
+    "--scope", default="openid offline_access email profiles sync content", show_default=True
+)
+@click.option("--no-browser", is_flag=True, help="Print the URL instead of opening a browser.")
+def login_command(url: str, client_id: str, scope: str, no_browser: bool) -> None:
+    """Sign in as a native app does (PKCE, loopback redirect) and print the tokens."""
+    from mobileplane.login import LoginError, login
+
+    def show(authorize: str) -> None:
+        click.echo(f"Open this URL to sign in (or create an account):\n  {authorize}", err=True)
+        if not no_browser:
+            webbrowser.open(authorize)
+
+    try:
+        token = login(url, client_id, scope, open_url=show)
+    except LoginError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(json.dumps(token, indent=2))
+    click.echo(
+        "\nNext:\n  curl -H 'authorization: Bearer "
+        f"{token['access_token']}' {url.rstrip('/')}/profiles/me",
+        err=True,
+    )
 
 
 @main.group()

@@ -145,11 +145,8 @@ def test_bad_authorization_requests_return_to_the_app_with_an_error(
         "state": "s1",
         "scope": "openid",
     }
-    if (
-        (params
-        and "code_challenge" not in params
-        and "response_type" in params)
-        or ("scope" in params or "prompt" in params)
+    if (params and "code_challenge" not in params and "response_type" in params) or (
+        "scope" in params or "prompt" in params
     ):
         query.update(
             code_challenge="E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",

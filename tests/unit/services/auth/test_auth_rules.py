@@ -61,7 +61,7 @@ def test_refused_redirects(uri: str) -> None:
 
 
 def test_pkce_rfc7636_appendix_b_vector() -> None:
-    verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"  # noqa: S105 - the RFC's example
+    verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
     challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
     assert pkce.s256(verifier) == challenge
     assert pkce.verify(verifier, challenge)
