@@ -90,6 +90,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.persistence.finalizer = "mobileplane.io/finalizer"
     settings.peering.name = cfg.peering_name
     settings.peering.priority = cfg.peering_priority
+    settings.peering.lifetime = cfg.peering_lifetime
     settings.peering.standalone = cfg.standalone
     settings.peering.clusterwide = True
     settings.posting.level = logging.WARNING  # our own Events are posted explicitly

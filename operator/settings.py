@@ -41,6 +41,9 @@ class OperatorSettings:
     #: kopf peering: only one operator replica is active; a paused replica waits.
     peering_name: str
     peering_priority: int
+    #: How long a replica's peering record counts as alive without a refresh: the time a
+    #: standby waits before it takes over from a replica that died without saying goodbye.
+    peering_lifetime: int
     standalone: bool
 
     @classmethod
@@ -53,6 +56,7 @@ class OperatorSettings:
             watch_client_timeout=_float("MOBILEPLANE_OPERATOR_WATCH_CLIENT_TIMEOUT", 301.0),
             peering_name=os.environ.get("MOBILEPLANE_OPERATOR_PEERING", "mobileplane-operator"),
             peering_priority=int(os.environ.get("MOBILEPLANE_OPERATOR_PRIORITY", "0")),
+            peering_lifetime=int(os.environ.get("MOBILEPLANE_OPERATOR_PEERING_LIFETIME", "60")),
             standalone=os.environ.get("MOBILEPLANE_OPERATOR_STANDALONE", "").lower()
             in ("1", "true", "yes"),
         )

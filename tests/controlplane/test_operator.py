@@ -518,3 +518,86 @@ def test_operator_survives_an_api_server_restart(
         "the operator to act on a change made after the restart",
     )
     _ready(kube_api, k8s_namespace, "hello")
+
+
+def test_one_replica_is_active_and_a_standby_takes_over(
+    hello_volume: None, kube_api: k8s.ApiClient, k8s_namespace: str, tmp_path: Path
+) -> None:
+    """Two replicas under kopf peering: the higher priority one works, the other waits; when
+    the active one dies without a goodbye (SIGKILL), the standby takes over once the dead
+    one's peering record expires."""
+    install_crds(kube_api)
+    sa = f"mp-operator-{uuid.uuid4().hex[:8]}"
+    for obj in chart_objects(k8s_namespace, sa):
+        apply(kube_api, obj, k8s_namespace if obj["kind"] == "ServiceAccount" else None)
+    kubeconfig = operator_kubeconfig(kube_api, k8s_namespace, sa, tmp_path / "kubeconfig")
+    peering = f"mp-peering-{uuid.uuid4().hex[:8]}"  # this test's own, tests run in parallel
+    peerings = k8s.CustomObjectsApi(kube_api)
+    peerings.create_cluster_custom_object(
+        "kopf.dev",
+        "v1",
+        "clusterkopfpeerings",
+        {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": peering}},
+    )
+    kopf_bin = str(Path(sys.executable).parent / "kopf")
+    args = ["run", "--namespace", k8s_namespace, "--verbose", "-m", "mobileplane.operator.handlers"]
+
+    def replica(name: str, priority: int) -> tuple[subprocess.Popen[bytes], Path]:
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(kubeconfig),
+            "MOBILEPLANE_OPERATOR_PEERING": peering,
+            "MOBILEPLANE_OPERATOR_PRIORITY": str(priority),
+            "MOBILEPLANE_OPERATOR_PEERING_LIFETIME": "10",
+            "MOBILEPLANE_OPERATOR_STANDALONE": "false",
+        }
+        path = tmp_path / f"{name}.log"
+        with path.open("wb") as log:
+            process = subprocess.Popen(
+                [kopf_bin, *args], env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        return process, path
+
+    active, _ = replica("active", 100)
+    standby, standby_log = replica("standby", 50)
+    apps = k8s.AppsV1Api(kube_api)
+    try:
+        _create(kube_api, k8s_namespace, _example("minimal.yaml"))
+        _ready(kube_api, k8s_namespace, "hello")
+        eventually(
+            lambda: "Pausing operations" in standby_log.read_text(errors="replace"),
+            30,
+            "the standby to pause in favour of the active replica",
+        )
+        active.send_signal(signal.SIGKILL)
+        active.wait(10)
+        k8s.CustomObjectsApi(kube_api).patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            k8s_namespace,
+            PLURAL,
+            "hello",
+            {"spec": {"services": {"gateway": {"replicas": 3}}}},
+        )
+        eventually(
+            lambda: (
+                apps.read_namespaced_deployment("hello-gateway", k8s_namespace).spec.replicas == 3
+            ),
+            90,
+            "the standby to take over and roll the change out",
+        )
+        assert "Resuming operations" in standby_log.read_text(errors="replace")
+        _delete_all(kube_api, k8s_namespace)  # while the standby can run finalizers
+    finally:
+        for process in (active, standby):
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(10)
+        peerings.delete_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", peering)
+        rbac = k8s.RbacAuthorizationV1Api(kube_api)
+        rbac.delete_cluster_role_binding(sa)
+        rbac.delete_cluster_role(sa)
