@@ -97,9 +97,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo.settings = cfg
     # Gateway calls run in worker threads; asyncio's default pool (cores + 4) would queue the
     # I/O of many platforms behind six threads.
-    asyncio.get_running_loop().set_default_executor(
-        ThreadPoolExecutor(max_workers=32, thread_name_prefix="mobileplane-io")
-    )
+    memo.executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="mobileplane-io")
+    asyncio.get_running_loop().set_default_executor(memo.executor)
     memo.deps = Deps(
         kube=KubeGateway(load_api_client()),
         postgres=PostgresProvisioner(),
@@ -113,6 +112,12 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    executor: ThreadPoolExecutor | None = getattr(memo, "executor", None)
+    if executor is not None:
+        # Let API calls in flight finish before the client's pool is closed: a connection
+        # still checked out at close would be left for the garbage collector to find.
+        with ThreadPoolExecutor(max_workers=1) as waiter:
+            await asyncio.get_running_loop().run_in_executor(waiter, executor.shutdown, True)
     deps: Deps | None = getattr(memo, "deps", None)
     if deps is not None:
         deps.kube.api.close()  # type: ignore[no-untyped-call]
