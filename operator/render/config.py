@@ -46,6 +46,8 @@ GATEWAY_ROUTES_DIR = "/etc/mobileplane/gateway"
 BACKUP = "backup"
 
 ALL_SERVICES = frozenset(SERVICE_NAMES)
+#: Services that keep objects in the media bucket (and get its credentials).
+MEDIA_SERVICES = ("content", "profiles", "telemetry")
 
 
 @dataclass(frozen=True)
@@ -146,12 +148,15 @@ def _entries(inp: RenderInput) -> Iterator[ConfigEntry]:
     # -- gateway
     yield entry("GATEWAY_ROUTES_FILE", f"{GATEWAY_ROUTES_DIR}/{ROUTES_KEY}", "gateway")
 
-    # -- content and media (the backup job writes to the same S3 endpoint)
+    # -- the media bucket: content media, avatars, crash-symbol files, each under its own
+    # prefix (the backup job writes to the same S3 endpoint)
     if spec.media:
         yield entry("CONTENT_MEDIA_BUCKET", spec.media.bucket, "content")
-        yield entry("AWS_REGION", spec.media.region, "content", BACKUP)
+        yield entry("PROFILES_AVATAR_BUCKET", spec.media.bucket, "profiles")
+        yield entry("TELEMETRY_ARTIFACTS_BUCKET", spec.media.bucket, "telemetry")
+        yield entry("AWS_REGION", spec.media.region, *MEDIA_SERVICES, BACKUP)
         if spec.media.endpoint:
-            yield entry("AWS_ENDPOINT_URL", spec.media.endpoint, "content", BACKUP)
+            yield entry("AWS_ENDPOINT_URL", spec.media.endpoint, *MEDIA_SERVICES, BACKUP)
 
     # -- notifications
     if spec.push.apns:
@@ -167,6 +172,8 @@ def _entries(inp: RenderInput) -> Iterator[ConfigEntry]:
 
     # -- telemetry: retention, and the stability targets crash-free rates are judged by
     t = spec.telemetry
+    # The DSNs apps use: https://<key>@<public host>/telemetry/<project id>.
+    yield entry("TELEMETRY_PUBLIC_URL", gateway_url(inp), "telemetry")
     yield entry("TELEMETRY_RETENTION_DAYS", str(t.retention_days), "telemetry")
     yield entry("TELEMETRY_TRACES_SAMPLE_RATE", str(t.traces_sample_rate), "telemetry")
     for prefix, target in (("SESSIONS", t.crash_free_sessions), ("USERS", t.crash_free_users)):

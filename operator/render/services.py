@@ -28,6 +28,7 @@ from mobileplane.operator.render.config import (
     FCM_CREDENTIALS_DIR,
     FCM_CREDENTIALS_FILE,
     GATEWAY_ROUTES_DIR,
+    MEDIA_SERVICES,
     SIGNING_KEYS_DIR,
 )
 from mobileplane.operator.render.confighash import config_hash
@@ -99,7 +100,7 @@ def _env(inp: RenderInput, service: str) -> list[dict[str, Any]]:
     if spec.cache.mode == CacheMode.EXTERNAL and spec.cache.url_secret_ref:
         ref = spec.cache.url_secret_ref
         env.append(env_secret("REDIS_URL", ref.name, ref.key))
-    if service == "content" and spec.media:
+    if service in MEDIA_SERVICES and spec.media:
         media = spec.media.credentials_secret_ref.name
         env.append(env_secret("AWS_ACCESS_KEY_ID", media, "accessKeyId"))
         env.append(env_secret("AWS_SECRET_ACCESS_KEY", media, "secretAccessKey"))

@@ -57,7 +57,9 @@ ALL_BUT_SYNC = set(SERVICE_NAMES) - {"sync"}
         pytest.param({"app.redirectURIs": ["https://h.example.com/cb"]}, {"auth"}, id="redirects"),
         pytest.param({"telemetry.tracesSampleRate": 0.5}, {"telemetry"}, id="traces"),
         pytest.param({"analytics.retentionDays": 30}, {"analytics"}, id="analytics-retention"),
-        pytest.param({"media.region": "eu-west-1"}, {"content"}, id="media-region"),
+        pytest.param(
+            {"media.region": "eu-west-1"}, {"content", "profiles", "telemetry"}, id="media-region"
+        ),
         pytest.param({"push.apns.environment": "sandbox"}, {"notifications"}, id="apns"),
         pytest.param({"backups.enabled": True}, set(), id="backups-roll-no-service"),
         pytest.param({"services.auth.replicas": 3}, set(), id="replicas-are-not-config"),
@@ -77,7 +79,7 @@ def test_a_change_rolls_exactly_the_services_that_read_it(
     [
         pytest.param("hello-database", set(SERVICE_NAMES), id="database"),
         pytest.param("hello-signing-keys", {"auth"}, id="signing-keys"),
-        pytest.param("hello-media", {"content"}, id="media"),
+        pytest.param("hello-media", {"content", "profiles", "telemetry"}, id="media"),
         pytest.param("apns", {"notifications"}, id="apns"),
         pytest.param("unrelated", set(), id="unreferenced"),
     ],
