@@ -28,6 +28,7 @@ from mobileplane.services.kit.mount import (
 )
 from mobileplane.services.kit.settings import KitSettings
 from mobileplane.services.sync.service import SERVICE as SYNC
+from mobileplane.services.telemetry.service import SERVICE as TELEMETRY
 
 __all__ = ["SERVICES", "MountedService", "create_platform_app", "platform_migrations"]
 
@@ -40,7 +41,7 @@ HEALTH = ServiceDefinition(
 
 #: Every service of the platform, in the order they are mounted. A service joins by adding
 #: its ``SERVICE`` (from ``services/<name>/service.py``) here.
-SERVICES: tuple[ServiceDefinition, ...] = (HEALTH, AUTH, CONTENT, SYNC)
+SERVICES: tuple[ServiceDefinition, ...] = (HEALTH, AUTH, CONTENT, SYNC, TELEMETRY)
 
 
 def platform_migrations(services: Sequence[ServiceDefinition] = SERVICES) -> list[MigrationSet]:

@@ -1,0 +1,1 @@
+"""Crash and performance telemetry: Sentry-protocol ingestion, issues, release health, OTLP."""
