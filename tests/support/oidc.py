@@ -32,7 +32,9 @@ def rotated_keyset_json(current: str, algorithm: str = "ES256") -> str:
     return rotate(KeySet.from_json(current), generate(algorithm, now), "r2", now).to_json()
 
 
-def clients_json(scopes: str = "openid offline_access email profiles content sync") -> str:
+def clients_json(
+    scopes: str = "openid offline_access email profiles content content:write sync",
+) -> str:
     return json.dumps(
         [
             {

@@ -28,6 +28,7 @@ class MediaCache:
         *,
         max_bytes: int = 200 * 1024 * 1024,
         headers: Mapping[str, str] | None = None,
+        auth: httpx.Auth | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.directory = Path(directory)
@@ -37,6 +38,7 @@ class MediaCache:
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
             headers=dict(headers or {}),
+            auth=auth,
             follow_redirects=True,
             timeout=60,
             transport=transport,
