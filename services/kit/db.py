@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from mobileplane.services.kit.errors import Unavailable
+from mobileplane.services.kit.errors import Unavailable, ValidationFailed
 from mobileplane.services.kit.settings import normalize_database_url
 
 # Errors that mean "the database cannot serve now" rather than "this request is wrong":
@@ -85,6 +85,11 @@ class Database:
                 yield session
         except _UNAVAILABLE_ERRORS as e:
             raise Unavailable("The database is unavailable", retry_after=1) from e
+        except sa_exc.DataError as e:
+            # The database refused a value the request carried (a NUL byte in text, a number
+            # out of range, text where a UUID goes): the client's input, not our failure.
+            reason = str(getattr(e, "orig", e)).splitlines()[0][:200]
+            raise ValidationFailed(f"A value cannot be stored: {reason}") from e
 
     async def ping(self) -> None:
         """``SELECT 1``; raises if the database cannot be reached (used by readiness)."""

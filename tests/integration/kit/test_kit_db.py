@@ -129,6 +129,17 @@ async def test_write_is_rolled_back_when_the_endpoint_raises(
     assert committed_bodies(database_url) == []
 
 
+async def test_a_value_the_database_refuses_is_a_422_and_nothing_is_stored(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    response = await client.post("/notes", json={"body": "nul \u0000 byte"})
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "validation_failed"
+    assert "NUL" in error["message"]
+    assert committed_bodies(database_url) == []
+
+
 async def test_failed_commit_is_an_error_response_not_a_success(
     client: httpx.AsyncClient, database_url: str
 ) -> None:
