@@ -209,7 +209,9 @@ async def _refresh_grant(
     token = fields.get("refresh_token")
     if not token:
         return oauth_error("invalid_request", "refresh_token is required")
-    outcome = await store.consume_refresh(db, token, moment, settings.refresh_grace)
+    outcome = await store.consume_refresh(
+        db, token, client.client_id, moment, settings.refresh_grace
+    )
     if isinstance(outcome, store.Refused):
         if outcome.verdict is rules.RefreshVerdict.REUSE and outcome.session_id:
             await announce_revoked(request, state, [outcome.session_id])
@@ -224,15 +226,13 @@ async def _refresh_grant(
         return oauth_error(
             "invalid_grant",
             {
-                rules.RefreshVerdict.UNKNOWN: "the refresh token is unknown",
+                rules.RefreshVerdict.UNKNOWN: "the refresh token is unknown (to this client)",
                 rules.RefreshVerdict.EXPIRED: "the refresh token has expired: sign in again",
                 rules.RefreshVerdict.REVOKED: "the refresh token was revoked: sign in again",
                 rules.RefreshVerdict.REUSE: "the refresh token was already used; every token of "
                 "this session is now revoked: sign in again",
             }.get(outcome.verdict, "the refresh token cannot be used"),
         )
-    if outcome.client_id != client.client_id:
-        return oauth_error("invalid_grant", "the refresh token was issued to another client")
     session = await store.get_session(db, outcome.session_id, lock=True)
     ended = (
         rules.session_end(

@@ -396,15 +396,18 @@ class Refused:
 
 
 async def consume_refresh(
-    db: AsyncSession, token: str, now: datetime, grace: timedelta
+    db: AsyncSession, token: str, client_id: str, now: datetime, grace: timedelta
 ) -> Consumed | Refused:
-    """Redeem a refresh token atomically, or judge why not (revoking the family on reuse)."""
+    """Redeem a refresh token of ``client_id`` atomically, or judge why not (revoking the
+    family on reuse). Another client's token is not even touched: presenting it by mistake
+    must not spend it for its owner."""
     hashed = token_hash(token)
     row = (
         await db.execute(
             update(refresh_tokens)
             .where(
                 refresh_tokens.c.token_hash == hashed,
+                refresh_tokens.c.client_id == client_id,
                 refresh_tokens.c.consumed_at.is_(None),
                 refresh_tokens.c.revoked_at.is_(None),
                 refresh_tokens.c.expires_at > now,
@@ -418,7 +421,7 @@ async def consume_refresh(
     found = (
         await db.execute(select(refresh_tokens).where(refresh_tokens.c.token_hash == hashed))
     ).first()
-    if found is None:
+    if found is None or found.client_id != client_id:
         return Refused(rules.RefreshVerdict.UNKNOWN, None, None)
     child = (
         await db.execute(

@@ -4,6 +4,7 @@ page posted as a browser would, the code redeemed, tokens refreshed and revoked.
 from __future__ import annotations
 
 import concurrent.futures
+import json
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -14,7 +15,7 @@ import redis as redis_lib
 from authlib.common.security import generate_token
 from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.httpx_client import OAuth2Client
-from support.oidc import APP_ID, LOOPBACK_REDIRECT, REDIRECT_URI, browser_login
+from support.oidc import APP_ID, LOOPBACK_REDIRECT, REDIRECT_URI, browser_login, clients_json
 from support.uvicorn_server import ServerHandle
 
 from mobileplane.services.kit.identity import revoked_session_key
@@ -293,3 +294,20 @@ def test_introspection_describes_live_tokens(auth_server: Any) -> None:
     ).json()
     assert refresh_info["active"] is True and refresh_info["token_type"] == "refresh_token"
     assert httpx.post(f"{server.url}/auth/introspect", data={"token": "x"}).status_code == 401
+
+
+def test_another_clients_refresh_token_is_refused_without_spending_it(auth_server: Any) -> None:
+    clients = json.loads(clients_json())
+    clients.append({**clients[0], "client_id": "com.example.other", "redirect_uris": []})
+    server = auth_server(AUTH_CLIENTS=json.dumps(clients))
+    token = sign_in(server, "two-apps@example.com")
+    wrong = httpx.post(
+        f"{server.url}/auth/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": token["refresh_token"],
+            "client_id": "com.example.other",
+        },
+    )
+    assert wrong.status_code == 400 and wrong.json()["error"] == "invalid_grant"
+    assert refresh(server, token["refresh_token"]).status_code == 200  # still the owner's
