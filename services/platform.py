@@ -27,6 +27,7 @@ from mobileplane.services.kit.mount import (
     startup_hooks,
 )
 from mobileplane.services.kit.settings import KitSettings
+from mobileplane.services.profiles.service import SERVICE as PROFILES
 from mobileplane.services.sync.service import SERVICE as SYNC
 from mobileplane.services.telemetry.service import SERVICE as TELEMETRY
 
@@ -41,7 +42,7 @@ HEALTH = ServiceDefinition(
 
 #: Every service of the platform, in the order they are mounted. A service joins by adding
 #: its ``SERVICE`` (from ``services/<name>/service.py``) here.
-SERVICES: tuple[ServiceDefinition, ...] = (HEALTH, AUTH, CONTENT, SYNC, TELEMETRY)
+SERVICES: tuple[ServiceDefinition, ...] = (HEALTH, AUTH, CONTENT, SYNC, PROFILES, TELEMETRY)
 
 
 def platform_migrations(services: Sequence[ServiceDefinition] = SERVICES) -> list[MigrationSet]:

@@ -1,0 +1,1 @@
+"""The profiles service: one profile per user, validated settings, avatars, events, GDPR calls."""

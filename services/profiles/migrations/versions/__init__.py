@@ -1,0 +1,1 @@
+"""Revisions of the profiles service's migrations."""
