@@ -85,7 +85,9 @@ def upstream_request_headers(
 ) -> list[Header]:
     """The headers of the request to the upstream (see the module docstring)."""
     removed = GATEWAY_SET | frozenset(IDENTITY_HEADERS)
-    out = [(n, v) for n, v in _end_to_end(client_headers) if n.lower() not in removed]
+    # A field value excludes leading and trailing whitespace (RFC 9110 §5.5); servers may
+    # tolerate it on the way in, but an HTTP client refuses to send it on (``Bearer ``).
+    out = [(n, v.strip(" \t")) for n, v in _end_to_end(client_headers) if n.lower() not in removed]
     out.extend(identity_headers.items())
     if client_ip:
         out.append(("x-forwarded-for", client_ip))
