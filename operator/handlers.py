@@ -106,6 +106,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         clock=lambda: datetime.now(UTC),
         retry_seconds=cfg.retry_seconds,
         refused_retry_seconds=cfg.refused_retry_seconds,
+        controller_namespace=cfg.namespace,
     )
     memo.work = {}
 

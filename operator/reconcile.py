@@ -55,6 +55,7 @@ class Deps:
     clock: Clock
     retry_seconds: float = 15.0
     refused_retry_seconds: float = 300.0
+    controller_namespace: str = "mobileplane-system"
 
 
 @dataclass
@@ -411,6 +412,7 @@ async def reconcile(deps: Deps, body: Mapping[str, Any]) -> Outcome:
             # services start and report not-ready, and the database Secret waits.
             database=target or DatabaseTarget(host="", port=5432, name="", role=""),
             generated=GeneratedMaterial(db_password=password, signing_keys=keyset),
+            controller_namespace=deps.controller_namespace,
         )
         desired = [_adopt(child, body) for child in render(inp)]
         for child in desired:

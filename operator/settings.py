@@ -45,6 +45,9 @@ class OperatorSettings:
     #: standby waits before it takes over from a replica that died without saying goodbye.
     peering_lifetime: int
     standalone: bool
+    #: The operator's own namespace (the chart sets it from the pod's): the release controller
+    #: runs there, and platforms' NetworkPolicies admit it.
+    namespace: str
 
     @classmethod
     def from_env(cls) -> OperatorSettings:
@@ -59,4 +62,5 @@ class OperatorSettings:
             peering_lifetime=int(os.environ.get("MOBILEPLANE_OPERATOR_PEERING_LIFETIME", "60")),
             standalone=os.environ.get("MOBILEPLANE_OPERATOR_STANDALONE", "").lower()
             in ("1", "true", "yes"),
+            namespace=os.environ.get("MOBILEPLANE_OPERATOR_NAMESPACE", "mobileplane-system"),
         )

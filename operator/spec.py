@@ -30,6 +30,7 @@ SERVICE_NAMES = (
     "notifications",
     "telemetry",
     "analytics",
+    "appconfig",
 )
 
 BUNDLE_ID = r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"
@@ -242,6 +243,10 @@ class Services(Model):
     notifications: ServiceSpec = _service("Push notifications through APNs and FCM.")
     telemetry: ServiceSpec = _service("Crash and performance telemetry (Sentry protocol).")
     analytics: ServiceSpec = _service("Product analytics (Segment spec).")
+    appconfig: ServiceSpec = _service(
+        "App config that installed apps read: latest and minimum versions, halted versions, "
+        "kill switches (the release controller writes it)."
+    )
 
     model_config = ConfigDict(
         json_schema_extra=validations(

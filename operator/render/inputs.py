@@ -77,3 +77,6 @@ class RenderInput:
     #: Missing names hash as unknown, so passing nothing is fine; passing a version makes a
     #: rotated Secret roll the Deployments that read it.
     secret_versions: Mapping[str, str] = field(default_factory=dict)
+    #: The namespace of the release controller (the chart's namespace): its pods may reach the
+    #: services it reads from and writes to (telemetry, app config).
+    controller_namespace: str = "mobileplane-system"

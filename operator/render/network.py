@@ -7,6 +7,9 @@ allowed where the architecture needs it:
   the ingress controller or load balancer in front of it lives in a namespace we cannot know;
 - every other enabled service from the gateway's pods only, on 8080 (``<name>-services``):
   apps reach services through the gateway, whose JWT checks must not be bypassed;
+- telemetry and app config also from the release controller (its namespace and labels,
+  ``<name>-release-controller``): it reads release health and writes app config directly,
+  not through the gateway;
 - in-cluster PostgreSQL and Redis from the platform's own pods only (services, migration and
   backup jobs), on their ports.
 
@@ -35,6 +38,14 @@ from mobileplane.operator.render.names import (
 )
 from mobileplane.operator.render.routes import enabled_services
 from mobileplane.operator.spec import CacheMode, DatabaseMode
+
+
+#: The services the release controller calls, and the labels of its pods (set by the chart).
+RELEASE_CONTROLLER_TARGETS = ("telemetry", "appconfig")
+RELEASE_CONTROLLER_LABELS = {
+    "app.kubernetes.io/name": "mobileplane",
+    "app.kubernetes.io/component": "release-controller",
+}
 
 
 def _policy(
@@ -86,6 +97,25 @@ def network_policies(inp: RenderInput) -> list[dict[str, Any]]:
         }
         out.append(
             _policy(inp, "services", pods, [{"from": [gateway_pods], "ports": _port(HTTP_PORT)}])
+        )
+    controlled = [s for s in behind_gateway if s in RELEASE_CONTROLLER_TARGETS]
+    if controlled:
+        controller = {
+            "namespaceSelector": {
+                "matchLabels": {"kubernetes.io/metadata.name": inp.controller_namespace}
+            },
+            "podSelector": {"matchLabels": RELEASE_CONTROLLER_LABELS},
+        }
+        pods = {
+            "matchLabels": platform_selector(platform),
+            "matchExpressions": [
+                {"key": "app.kubernetes.io/component", "operator": "In", "values": controlled}
+            ],
+        }
+        out.append(
+            _policy(
+                inp, "release-controller", pods, [{"from": [controller], "ports": _port(HTTP_PORT)}]
+            )
         )
     if inp.spec.database.mode == DatabaseMode.IN_CLUSTER:
         out.append(

@@ -85,6 +85,10 @@ ROUTES: dict[str, tuple[RoutePolicy, ...]] = {
     "telemetry": (RoutePolicy("/telemetry/", "public", 30, 20 * MIB),),
     # Segment caps a batch at 500 KB (32 KB per event); 1 MiB leaves headroom.
     "analytics": (RoutePolicy("/analytics/", "public", 10, 1 * MIB),),
+    # Read before sign-in (is this version still supported?); writes need the
+    # appconfig:write scope in identity headers the gateway always strips, so only the release
+    # controller, inside the cluster, can make them.
+    "appconfig": (RoutePolicy("/appconfig/", "public", 10, 64 * KIB),),
 }
 
 

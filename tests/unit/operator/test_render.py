@@ -76,6 +76,7 @@ def test_minimal_example_renders_the_default_platform() -> None:
         ("NetworkPolicy", "hello-default-deny"),
         ("NetworkPolicy", "hello-gateway"),
         ("NetworkPolicy", "hello-services"),
+        ("NetworkPolicy", "hello-release-controller"),
         ("NetworkPolicy", "hello-postgres"),
         ("NetworkPolicy", "hello-redis"),
         ("StatefulSet", "hello-postgres"),
@@ -404,6 +405,23 @@ def test_network_policies() -> None:
         s for s in SERVICE_NAMES if s != "gateway"
     ]
     assert all(p["policyTypes"] == ["Ingress"] for p in policies.values())  # egress open
+    # The release controller (the chart's namespace and labels) reads release health and
+    # writes app config directly.
+    controller = policies["hello-release-controller"]
+    assert controller["podSelector"]["matchExpressions"][0]["values"] == ["telemetry", "appconfig"]
+    assert controller["ingress"][0]["from"] == [
+        {
+            "namespaceSelector": {
+                "matchLabels": {"kubernetes.io/metadata.name": "mobileplane-system"}
+            },
+            "podSelector": {
+                "matchLabels": {
+                    "app.kubernetes.io/name": "mobileplane",
+                    "app.kubernetes.io/component": "release-controller",
+                }
+            },
+        }
+    ]
 
 
 # -- secrets --------------------------------------------------------------------------------

@@ -196,6 +196,7 @@ def test_route_table_of_the_complete_example() -> None:
         "/sync/",
         "/notifications/",
         "/telemetry/",  # analytics is disabled in the example
+        "/appconfig/",
     ]
     modes = {p: (r["auth"]["mode"], r["auth"].get("scopes")) for p, r in routes.items()}
     assert modes == {
@@ -206,6 +207,7 @@ def test_route_table_of_the_complete_example() -> None:
         "/sync/": ("jwt", ["sync"]),
         "/notifications/": ("jwt", ["notifications"]),
         "/telemetry/": ("public", None),  # Sentry DSN, checked by the service
+        "/appconfig/": ("public", None),  # read before sign-in; writes only in-cluster
     }
     for prefix, route in routes.items():
         service = route["service"]
@@ -219,9 +221,9 @@ def test_route_table_of_the_complete_example() -> None:
 @pytest.mark.parametrize(
     ("disabled", "prefixes"),
     [
-        pytest.param([], 8, id="all"),
-        pytest.param(["auth"], 6, id="no-auth-no-discovery"),
-        pytest.param(["profiles", "content", "sync"], 5, id="three-off"),
+        pytest.param([], 9, id="all"),
+        pytest.param(["auth"], 7, id="no-auth-no-discovery"),
+        pytest.param(["profiles", "content", "sync"], 6, id="three-off"),
     ],
 )
 def test_route_table_lists_only_enabled_services(disabled: list[str], prefixes: int) -> None:
