@@ -8,6 +8,7 @@ from fastapi import APIRouter, FastAPI
 
 from mobileplane.services.content.api import ContentState, router
 from mobileplane.services.content.cache import ResponseCache
+from mobileplane.services.content.privacy import ContentSubjectData
 from mobileplane.services.content.settings import ContentSettings
 from mobileplane.services.kit.migrate import MigrationSet
 from mobileplane.services.kit.mount import ServiceDefinition, service_settings
@@ -46,4 +47,5 @@ SERVICE = ServiceDefinition(
     endpoints=("/content/feed", "/content/items/{slug}", "/content/media/{id}"),
     on_startup=(start,),
     on_shutdown=(stop,),
+    subject_data=ContentSubjectData,
 )

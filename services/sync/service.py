@@ -16,6 +16,7 @@ from mobileplane.services.kit.migrate import MigrationSet
 from mobileplane.services.kit.mount import ServiceDefinition, service_settings
 from mobileplane.services.sync import store
 from mobileplane.services.sync.api import SyncState, load_schema, router
+from mobileplane.services.sync.privacy import SyncSubjectData
 from mobileplane.services.sync.settings import SyncSettings
 
 log = logging.getLogger("mobileplane.sync")
@@ -72,4 +73,5 @@ SERVICE = ServiceDefinition(
     endpoints=("/sync/upload", "/sync/download", "/sync/events", "/sync/schema"),
     on_startup=(start,),
     on_shutdown=(stop,),
+    subject_data=SyncSubjectData,
 )

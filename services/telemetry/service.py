@@ -19,14 +19,17 @@ from mobileplane.services.kit.s3 import S3Config, S3Gateway
 from mobileplane.services.kit.settings import S3Settings, load_settings
 from mobileplane.services.telemetry import admin, api, releases, store
 from mobileplane.services.telemetry.artifacts import Artifacts
+from mobileplane.services.telemetry.privacy import TelemetrySubjectData
 from mobileplane.services.telemetry.settings import TelemetrySettings
 
 log = logging.getLogger("mobileplane.telemetry")
 
 MIGRATIONS = MigrationSet("telemetry", Path(__file__).parent / "migrations")
 #: Advisory locks: one replica at a time seeds projects or purges old data.
-SEED_LOCK = 727_200
-PURGE_LOCK = 727_201
+#: Advisory lock ids (the platform's services share one database): profiles' relay holds
+#: 727_200; telemetry's are 727_3xx.
+SEED_LOCK = 727_300
+PURGE_LOCK = 727_301
 
 
 async def purge_once(database: Database, retention: timedelta, now: datetime) -> int:
@@ -95,4 +98,5 @@ SERVICE = ServiceDefinition(
     ),
     on_startup=(start,),
     on_shutdown=(stop,),
+    subject_data=TelemetrySubjectData,
 )
