@@ -39,7 +39,6 @@ from mobileplane.operator.render.names import (
 from mobileplane.operator.render.routes import enabled_services
 from mobileplane.operator.spec import CacheMode, DatabaseMode
 
-
 #: The services the release controller calls, and the labels of its pods (set by the chart).
 RELEASE_CONTROLLER_TARGETS = ("telemetry", "appconfig")
 RELEASE_CONTROLLER_LABELS = {
