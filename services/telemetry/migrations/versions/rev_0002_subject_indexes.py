@@ -31,9 +31,7 @@ def upgrade() -> None:
     for name, table, expression in INDEXES:
         # Partial: most rows carry no user at all.
         column = expression if expression.startswith("(") else f"({expression})"
-        op.execute(
-            sa.text(f"CREATE INDEX {name} ON {table} ({column}) WHERE {column} IS NOT NULL")
-        )
+        op.execute(sa.text(f"CREATE INDEX {name} ON {table} ({column}) WHERE {column} IS NOT NULL"))
 
 
 def downgrade() -> None:
