@@ -194,5 +194,59 @@ def stack_env(fmt: str) -> None:
     click.echo(f'export PATH={manager.bin_dir(ctx)}:"$PATH"')
 
 
+# -- release: steer a MobileRelease ------------------------------------------------------------
+
+
+@main.group()
+def release() -> None:
+    """Steer MobileReleases (staged rollouts) and run their controller."""
+
+
+def _release_control(name: str, namespace: str, action: str) -> None:
+    from mobileplane.rollout.commands import NEXT, CommandError, request
+    from mobileplane.rollout.engine import Control
+
+    control = Control(action)
+    try:
+        outcome = request(name, namespace, control)
+    except CommandError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+    click.echo(f"{action} requested for MobileRelease {namespace}/{name} (was: {outcome.before}).")
+    if outcome.replaced:
+        click.echo(f"note: it replaces {outcome.replaced!r}, which had not been applied yet.")
+    click.echo(f"At the controller's next look {NEXT[control]}.")
+    click.echo(
+        f"Follow it: kubectl get mobilerelease {name} -n {namespace} -w "
+        f"(events: kubectl describe mobilerelease {name} -n {namespace})"
+    )
+
+
+def _control_command(action: str, help_text: str) -> None:
+    @release.command(action, help=help_text)
+    @click.argument("name")
+    @click.option("-n", "--namespace", default="default", show_default=True)
+    def command(name: str, namespace: str) -> None:
+        _release_control(name, namespace, action)
+
+
+_control_command("promote", "Finish the current step now (approves an approval step).")
+_control_command("promote-full", "Go to 100% now.")
+_control_command("pause", "Hold the release where it is.")
+_control_command("resume", "Continue a paused or halted release.")
+_control_command("abort", "Halt the release: flags off, store halted, app-config marks it.")
+
+
+@release.command("controller")
+@click.option("--namespace", "namespaces", multiple=True, help="Watch only these (default: all).")
+def release_controller(namespaces: tuple[str, ...]) -> None:
+    """Run the release controller (kopf) in the foreground."""
+    import os
+
+    scope = [a for n in namespaces for a in ("--namespace", n)] or ["--all-namespaces"]
+    args = [sys.executable, "-m", "kopf", "run", *scope, "-m", "mobileplane.rollout.controller"]
+    os.execv(sys.executable, args)  # noqa: S606 - becomes kopf; the arguments are ours
+
+
 if __name__ == "__main__":
     main()

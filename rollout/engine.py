@@ -280,6 +280,11 @@ def decide(
         reason = f"measurement failed ({failures}/{limit}): {measurement.reason}"
         if failures >= gates.max_consecutive_failures:
             return _fail(counted, policy, (reason,))
+        if control is Control.PROMOTE:
+            # A person's promote is not lost to a flaky measurement below the limit: the step
+            # finishes (the next step's first decision measures again).
+            decision = _enter(steps, counted, progress.step + 1, now)
+            return replace(decision, reasons=("promoted by a person", reason, *decision.reasons))
         return Decision(counted, "wait", (reason,), requeue_after=RETRY_INTERVAL)
     if measurement is not None:
         progress = replace(progress, consecutive_failures=0)

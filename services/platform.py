@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 
 from mobileplane import __version__
+from mobileplane.services.appconfig.service import SERVICE as APPCONFIG
 from mobileplane.services.auth.service import SERVICE as AUTH
 from mobileplane.services.content.service import SERVICE as CONTENT
 from mobileplane.services.kit.app import create_app
@@ -42,7 +43,15 @@ HEALTH = ServiceDefinition(
 
 #: Every service of the platform, in the order they are mounted. A service joins by adding
 #: its ``SERVICE`` (from ``services/<name>/service.py``) here.
-SERVICES: tuple[ServiceDefinition, ...] = (HEALTH, AUTH, CONTENT, SYNC, PROFILES, TELEMETRY)
+SERVICES: tuple[ServiceDefinition, ...] = (
+    HEALTH,
+    AUTH,
+    CONTENT,
+    SYNC,
+    PROFILES,
+    TELEMETRY,
+    APPCONFIG,
+)
 
 
 def platform_migrations(services: Sequence[ServiceDefinition] = SERVICES) -> list[MigrationSet]:

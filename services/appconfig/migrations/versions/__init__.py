@@ -1,0 +1,1 @@
+"""Revisions of the app-config service's migrations."""
