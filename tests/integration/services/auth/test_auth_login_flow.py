@@ -15,7 +15,14 @@ import redis as redis_lib
 from authlib.common.security import generate_token
 from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.httpx_client import OAuth2Client
-from support.oidc import APP_ID, LOOPBACK_REDIRECT, REDIRECT_URI, browser_login, clients_json
+from support.oidc import (
+    APP_ID,
+    LOOPBACK_REDIRECT,
+    REDIRECT_URI,
+    browser_login,
+    clients_json,
+    keyset_json,
+)
 from support.uvicorn_server import ServerHandle
 
 from mobileplane.services.kit.identity import revoked_session_key
@@ -311,3 +318,16 @@ def test_another_clients_refresh_token_is_refused_without_spending_it(auth_serve
     )
     assert wrong.status_code == 400 and wrong.json()["error"] == "invalid_grant"
     assert refresh(server, token["refresh_token"]).status_code == 200  # still the owner's
+
+
+def test_rs256_keys_sign_rs256_tokens(auth_server: Any) -> None:
+    server = auth_server(AUTH_SIGNING_KEYS=keyset_json("RS256"))
+    token = sign_in(server, "rsa@example.com")
+    assert jwt.get_unverified_header(token["access_token"])["alg"] == "RS256"
+    meta = discover(server)
+    assert meta["id_token_signing_alg_values_supported"] == ["RS256"]
+    key = jwt.PyJWKClient(meta["jwks_uri"]).get_signing_key_from_jwt(token["access_token"])
+    claims = jwt.decode(
+        token["access_token"], key.key, algorithms=["RS256"], audience=server.url, issuer=server.url
+    )
+    assert claims["sid"]
