@@ -11,6 +11,11 @@ Debian package ``nginx`` unpacked into the cache (``apt-get download`` + ``dpkg-
 root needed); without it the nginx column is skipped and the output says so.
 
 Run with ``.venv/bin/python bench/bench_gateway.py`` (needs the local stack's Redis).
+
+Before/after a change to the gateway: ``BENCH_GATEWAY_BASELINE=<dir>`` adds a fourth target,
+the gateway package from ``<dir>`` (e.g. ``git archive <rev> services/gateway | tar -x -C
+/tmp/base``, then ``/tmp/base/services/gateway``), measured in the same rounds as the working
+tree's, so both see the same machine load.
 """
 
 from __future__ import annotations
@@ -64,6 +69,26 @@ UPSTREAM = textwrap.dedent(
         await send({"type": "http.response.body", "body": body})
     uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
                 access_log=False)
+    """
+)
+
+# Runs uvicorn with ``mobileplane.services.gateway`` imported from $GATEWAY_PACKAGE_DIR.
+BASELINE_LAUNCHER = textwrap.dedent(
+    """
+    import importlib.util, os, sys
+    src = os.environ["GATEWAY_PACKAGE_DIR"]
+    import mobileplane.services
+    spec = importlib.util.spec_from_file_location(
+        "mobileplane.services.gateway",
+        os.path.join(src, "__init__.py"),
+        submodule_search_locations=[src],
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["mobileplane.services.gateway"] = module
+    spec.loader.exec_module(module)
+    import uvicorn.main
+    sys.argv = ["uvicorn", *sys.argv[1:]]
+    uvicorn.main.main()
     """
 )
 
@@ -151,6 +176,15 @@ async def load(url: str, headers: dict[str, str]) -> tuple[float, list[float]]:
         return time.perf_counter() - start, latencies
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of process ``pid`` so far (Linux ``/proc``; ``None`` elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -227,26 +261,37 @@ def main() -> None:
         "GATEWAY_RATE_LIMIT_IP_REQUESTS": "100000000",
     }
     python = sys.executable
+
+    def uvicorn_args(port: int) -> list[str]:
+        return [
+            "--factory",
+            "mobileplane.services.gateway.service:create_gateway_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ]
+
     procs = [
         subprocess.Popen([python, "-c", UPSTREAM, str(upstream_port), json.dumps(key.public_jwk)]),
-        subprocess.Popen(
-            [
-                python,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "mobileplane.services.gateway.service:create_gateway_app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(gateway_port),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-            ],
-            env=gateway_env,
-        ),
+        subprocess.Popen([python, "-m", "uvicorn", *uvicorn_args(gateway_port)], env=gateway_env),
     ]
+    baseline = os.environ.get("BENCH_GATEWAY_BASELINE")
+    baseline_port = free_port()
+    if baseline:
+        procs.append(
+            subprocess.Popen(
+                [python, "-c", BASELINE_LAUNCHER, *uvicorn_args(baseline_port)],
+                env={
+                    **gateway_env,
+                    "GATEWAY_PACKAGE_DIR": baseline,
+                    "REDIS_PREFIX": gateway_env["REDIS_PREFIX"] + "-base",
+                },
+            )
+        )
     nginx = find_nginx()
     workdir = Path(tempfile.mkdtemp(prefix="bench-nginx-"))
     if nginx:
@@ -262,6 +307,9 @@ def main() -> None:
             "direct": f"{upstream_url}/sync/items",
             "gateway": f"http://127.0.0.1:{gateway_port}/sync/items",
         }
+        if baseline:
+            wait_ready(f"http://127.0.0.1:{baseline_port}/healthz")
+            targets["baseline"] = f"http://127.0.0.1:{baseline_port}/sync/items"
         if nginx:
             wait_ready(f"http://127.0.0.1:{nginx_port}/")
             targets["nginx"] = f"http://127.0.0.1:{nginx_port}/sync/items"
@@ -284,16 +332,23 @@ def main() -> None:
             headers={"kid": key.kid, "typ": "at+jwt"},
         )
         headers = {"authorization": f"Bearer {token}"}
+        # The gateways' own CPU per request: the figure least moved by a busy machine.
+        pids = {"gateway": procs[1].pid} | ({"baseline": procs[2].pid} if baseline else {})
+        cpu: dict[str, list[float]] = {name: [] for name in pids}
         totals: dict[str, list[float]] = {name: [] for name in targets}
         lat: dict[str, list[float]] = {name: [] for name in targets}
         names = list(targets)
         for r in range(ROUNDS + 1):
             order = names if r % 2 else list(reversed(names))
             for name in order:
+                before = cpu_seconds(pids[name]) if name in pids else None
                 seconds, latencies = asyncio.run(load(targets[name], headers))
+                after = cpu_seconds(pids[name]) if name in pids else None
                 if r:  # round 0 warms up
                     totals[name].append(seconds)
                     lat[name].extend(latencies)
+                    if before is not None and after is not None:
+                        cpu[name].append((after - before) / REQUESTS)
         print(f"{REQUESTS} GETs x {ROUNDS} rounds, {CONCURRENCY} in flight, JWT-protected route")
         for name in names:
             print(
@@ -301,11 +356,25 @@ def main() -> None:
                 f"p50 {percentile(lat[name], 0.5) * 1000:6.2f} ms  "
                 f"p99 {percentile(lat[name], 0.99) * 1000:6.2f} ms"
             )
+        for name, per_request in cpu.items():
+            if per_request:
+                print(
+                    f"  {name:8s} CPU {statistics.median(per_request) * 1e6:8,.0f} us per request "
+                    "(the gateway process alone, user + system)"
+                )
         print(
             summarize(
                 "gateway / direct (time for the same requests)", totals["direct"], totals["gateway"]
             ).line()
         )
+        if "baseline" in totals:
+            print(
+                summarize(
+                    "gateway / baseline gateway (BENCH_GATEWAY_BASELINE)",
+                    totals["baseline"],
+                    totals["gateway"],
+                ).line()
+            )
         if "nginx" in totals:
             print(
                 summarize("gateway / nginx proxy_pass", totals["nginx"], totals["gateway"]).line()

@@ -6,7 +6,11 @@ their clocks do not matter. The script returns Redis's time and the stored TATs;
 response headers are then computed by the pure :func:`ratelimit.decide` from the same
 numbers (the script formats them with microsecond precision and both sides parse the same
 decimal strings, so they agree on every decision). The revoked-session check
-(``kit.identity.revoked_session_key``) rides in the same pipeline.
+(``kit.identity.revoked_session_key``) is done by the same script: its key is the last of
+``KEYS``. One ``EVALSHA`` is one round trip — a pipeline carrying a registered script would
+not be: redis-py sends ``SCRIPT EXISTS`` before every such pipeline, a second round trip per
+request. (``NOSCRIPT`` after a Redis restart or ``SCRIPT FLUSH`` is handled by redis-py's
+``Script``, which loads the script and calls it again.)
 
 When Redis cannot be reached the configuration decides (``GATEWAY_RATE_LIMIT_FAIL_OPEN``,
 ``GATEWAY_REVOCATION_FAIL_OPEN``): fail open lets the request through unlimited (or
@@ -30,18 +34,22 @@ from mobileplane.services.kit.redis import KeySpace
 
 _log = logging.getLogger("mobileplane.gateway.limiter")
 
-# KEYS: one bucket per quota; ARGV: interval and tolerance (seconds) per bucket.
-# Returns {now, admitted (1/0), tat_1 or "", ...}; admitted requests store the new TATs with
-# a TTL of the time until the bucket is full again (then the key means nothing).
+# KEYS: one bucket per quota, then (when ARGV[1] is 1) the revoked-session key.
+# ARGV: 1/0 (is there a session key), then interval and tolerance (seconds) per bucket.
+# Returns {now, admitted (1/0), revoked (1/0), tat_1 or "", ...}; admitted requests store the
+# new TATs with a TTL of the time until the bucket is full again (then the key means nothing).
 GCRA_SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(string.format('%.6f', tonumber(t[1]) + tonumber(t[2]) / 1000000))
+local has_session = ARGV[1] == '1'
+local buckets = #KEYS
+if has_session then buckets = buckets - 1 end
 local admitted = 1
 local stored = {}
 local next_tats = {}
-for i = 1, #KEYS do
-  local interval = tonumber(ARGV[2 * i - 1])
-  local tolerance = tonumber(ARGV[2 * i])
+for i = 1, buckets do
+  local interval = tonumber(ARGV[2 * i])
+  local tolerance = tonumber(ARGV[2 * i + 1])
   local raw = redis.call('GET', KEYS[i])
   stored[i] = raw or ''
   local current = now
@@ -52,13 +60,15 @@ for i = 1, #KEYS do
   next_tats[i] = new_tat
 end
 if admitted == 1 then
-  for i = 1, #KEYS do
+  for i = 1, buckets do
     local ttl = math.max(1, math.ceil((next_tats[i] - now) * 1000))
     redis.call('SET', KEYS[i], string.format('%.6f', next_tats[i]), 'PX', ttl)
   end
 end
-local out = {string.format('%.6f', now), admitted}
-for i = 1, #KEYS do out[#out + 1] = stored[i] end
+local revoked = 0
+if has_session then revoked = redis.call('EXISTS', KEYS[#KEYS]) end
+local out = {string.format('%.6f', now), admitted, revoked}
+for i = 1, buckets do out[#out + 1] = stored[i] end
 return out
 """
 
@@ -106,27 +116,22 @@ class Guard:
         session = identity.session_id if identity else None
         if not counted and session is None:
             return Admission(None, revoked=False)
+        keys = [self.bucket_key(c) for c in counted]
+        args = ["1" if session is not None else "0"]
+        for c in counted:
+            args += [repr(c.quota.interval), repr(c.quota.window_seconds)]
+        if session is not None:
+            keys.append(revoked_session_key(self._keyspace, session))
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                if counted:
-                    args: list[str] = []
-                    for c in counted:
-                        args += [repr(c.quota.interval), repr(c.quota.window_seconds)]
-                    await self._script(
-                        keys=[self.bucket_key(c) for c in counted], args=args, client=pipe
-                    )
-                if session is not None:
-                    pipe.exists(revoked_session_key(self._keyspace, session))
-                results = await pipe.execute()
+            result = await self._script(keys=keys, args=args)
         except redis_exceptions.RedisError as e:
             return self._redis_down(e, counted=bool(counted), session=session is not None)
+        now_raw, _admitted, revoked, *stored = result
         verdict: Verdict | None = None
         if counted:
-            now_raw, _admitted, *stored = results[0]
             tats = [float(s) if s else None for s in stored]
             verdict = decide(tats, float(now_raw), counted)
-        revoked = bool(results[-1]) if session is not None else False
-        return Admission(verdict, revoked)
+        return Admission(verdict, revoked=session is not None and bool(revoked))
 
     def _redis_down(self, error: Exception, *, counted: bool, session: bool) -> Admission:
         _log.warning("Redis unavailable for rate limits and revocations: %s", error)

@@ -5,7 +5,8 @@ For each request, in this order (each step's refusal is a JSON error of the kit'
 1. **route** — paths with dot segments 400; no route 404; a ``Content-Length`` over the
    route's ``maxBodyBytes`` 413 before any byte is read;
 2. **token** — on ``jwt`` routes, the access token is validated (``tokens.py``, keys from
-   ``jwks.py``); a failure is remembered, not answered yet;
+   ``jwks.py``; a token whose signature was verified recently skips only that step,
+   ``tokencache.py``); a failure is remembered, not answered yet;
 3. **Redis, one round trip** (``limiter.py``) — the rate-limit quotas (429 with
    ``RateLimit*`` and ``Retry-After``) and, for a valid token, its revoked session. Quotas
    come first so that floods of bad tokens are limited per address too;
@@ -42,6 +43,7 @@ from mobileplane.services.gateway.jwks import JwksCache
 from mobileplane.services.gateway.limiter import Guard
 from mobileplane.services.gateway.ratelimit import headers as ratelimit_headers
 from mobileplane.services.gateway.routes import Route, RouteTable, has_dot_segments
+from mobileplane.services.gateway.tokencache import VerifiedTokens
 from mobileplane.services.gateway.tokens import (
     TokenPolicy,
     TokenRejected,
@@ -85,7 +87,12 @@ class Gateway:
     breaker_config: circuit.BreakerConfig
     buffer_limit: int
     clock: Callable[[], float] = time.time
+    #: Tokens whose signature was verified recently (``None``: verify every time).
+    verified: VerifiedTokens | None = None
     breakers: dict[str, circuit.Breaker] = field(default_factory=dict)
+    _upstreams: dict[str, tuple[httpx.URL, dict[str, float | None]]] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     async def handle(self, request: Request) -> Response:
         raw_path = request.scope.get("raw_path") or request.url.path.encode()
@@ -132,11 +139,21 @@ class Gateway:
         token = bearer_token(authorization)
         if token is None:
             return None
-        header = read_header(token, self.policy)
         assert self.jwks is not None  # a table with jwt routes has a jwksURL
+        if self.verified is not None:
+            seen = self.verified.get(token, self.clock())
+            # Only with the key the signature was verified with: a JWKS fetch since then
+            # (rotation, removal, refresh) means verifying again.
+            if seen is not None and await self.jwks.key(seen.kid) is seen.key:
+                return check_claims(seen.claims, self.policy, self.clock())
+        header = read_header(token, self.policy)
         key = await self.jwks.key(header.kid)
         claims = verify_signature(token, header, key)
-        return check_claims(claims, self.policy, self.clock())
+        now = self.clock()
+        identity = check_claims(claims, self.policy, now)
+        if self.verified is not None:
+            self.verified.put(token, claims, kid=header.kid, key=key, now=now)
+        return identity
 
     def _authorize(
         self,
@@ -207,11 +224,11 @@ class Gateway:
         trace: dict[str, str] = {}
         inject_trace_headers(trace)
         headers.extend(trace.items())
-        url = httpx.URL(route.upstream).copy_with(
+        base, timeout = self._upstream_of(route)
+        url = base.copy_with(
             raw_path=(request.scope.get("raw_path") or request.url.path.encode())
             + (b"?" + request.scope["query_string"] if request.scope.get("query_string") else b"")
         )
-        timeout = httpx.Timeout(route.timeout_seconds).as_dict()
 
         attempts = 0
         started = time.perf_counter()
@@ -301,6 +318,14 @@ class Gateway:
                 )
             ]
             return response
+
+    def _upstream_of(self, route: Route) -> tuple[httpx.URL, dict[str, float | None]]:
+        """The route's upstream URL and timeouts, parsed once per route rather than per request."""
+        found = self._upstreams.get(route.path_prefix)
+        if found is None:
+            found = (httpx.URL(route.upstream), httpx.Timeout(route.timeout_seconds).as_dict())
+            self._upstreams[route.path_prefix] = found
+        return found
 
     def _breaker(self, route: Route) -> circuit.Breaker:
         return self.breakers.get(route.upstream) or circuit.Breaker()

@@ -23,6 +23,7 @@ from mobileplane.services.gateway.jwks import JwksCache
 from mobileplane.services.gateway.limiter import Guard
 from mobileplane.services.gateway.proxy import METHODS, Gateway
 from mobileplane.services.gateway.settings import GatewaySettings
+from mobileplane.services.gateway.tokencache import VerifiedTokens
 from mobileplane.services.gateway.tokens import TokenPolicy
 from mobileplane.services.kit.app import create_app
 from mobileplane.services.kit.redis import KeySpace, create_redis, ping
@@ -51,6 +52,10 @@ def create_gateway_app(
             loaded.redis_url,
             socket_timeout=loaded.gateway_redis_timeout_seconds,
             retry_on_timeout=False,
+            # Under a burst, requests wait (up to the timeout) for a pooled connection rather
+            # than failing as if Redis were down.
+            blocking=True,
+            max_connections=loaded.gateway_max_upstream_connections,
         )
         app.state.gateway_redis = redis
         if not (loaded.gateway_rate_limit_fail_open and loaded.gateway_revocation_fail_open):
@@ -96,6 +101,13 @@ def create_gateway_app(
             breaker_config=loaded.breaker(),
             buffer_limit=loaded.gateway_retry_buffer_bytes,
             clock=clock,
+            verified=VerifiedTokens(
+                max_entries=loaded.gateway_token_cache_entries,
+                ttl=loaded.gateway_token_cache_seconds,
+                leeway=loaded.gateway_jwt_leeway_seconds,
+            )
+            if loaded.gateway_token_cache_entries
+            else None,
         )
 
     async def stop(app: FastAPI) -> None:

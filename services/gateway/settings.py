@@ -56,6 +56,11 @@ class GatewaySettings(KitSettings):
     # Bodies up to this size are read before the first attempt so that they can be retried.
     gateway_retry_buffer_bytes: int = Field(default=64 * 1024, ge=0, le=16 * 1024 * 1024)
     gateway_max_upstream_connections: int = Field(default=512, ge=1)
+    # Verified access tokens remembered (tokencache.py): the signature is checked once per
+    # token per this many seconds (and again after each JWKS fetch); claims, revocation and
+    # scopes are checked on every request. 0 entries turns the cache off.
+    gateway_token_cache_entries: int = Field(default=10_000, ge=0, le=1_000_000)
+    gateway_token_cache_seconds: float = Field(default=60, gt=0, le=3600)
 
     @field_validator("database_url")
     @classmethod

@@ -21,7 +21,7 @@ from typing import Any
 
 from fastapi import Request
 from redis import exceptions as redis_exceptions
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from mobileplane.services.kit.errors import Unavailable
 
@@ -75,9 +75,26 @@ def create_redis(
     decode_responses: bool = False,
     socket_timeout: float = 5.0,
     max_connections: int = 50,
+    blocking: bool = False,
     **options: Any,
 ) -> Redis:
-    """A client for ``url``; it connects on first use, so creating it never blocks or fails."""
+    """A client for ``url``; it connects on first use, so creating it never blocks or fails.
+
+    With ``blocking``, a caller finding all ``max_connections`` in use waits for one (up to
+    ``socket_timeout``) instead of getting "too many connections" at once.
+    """
+    if blocking:
+        pool = BlockingConnectionPool.from_url(
+            url,
+            decode_responses=decode_responses,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=socket_timeout,
+            max_connections=max_connections,
+            timeout=socket_timeout,
+            health_check_interval=30,
+            **options,
+        )
+        return Redis.from_pool(pool)  # the client owns the pool: closing it closes the pool
     return Redis.from_url(
         url,
         decode_responses=decode_responses,

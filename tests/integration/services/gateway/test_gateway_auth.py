@@ -234,3 +234,78 @@ async def test_refetches_on_unknown_kids_are_rate_limited(
             response = await client.get("/sync/a", headers=bearer(sign_token(stranger)))
             assert response.status_code == 401
     assert jwks_state.fetches == fetched
+
+
+def _verified(client: Any) -> Any:
+    return client.app.state.gateway.verified
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_cached_token_still_meets_revocation_and_scopes_on_every_request(
+    gateway: Any,
+    es_key: SigningKey,
+    sign_token: Sign,
+    redis_client: redis.asyncio.Redis,
+    redis_prefix: str,
+) -> None:
+    token = sign_token(es_key, sid="phone")
+    async with gateway() as client:
+        assert (await client.get("/sync/a", headers=bearer(token))).status_code == 200
+        assert len(_verified(client)) == 1  # the next requests are cache hits
+        # The scopes are the route's question, asked on each request: a hit grants nothing.
+        assert (await client.get("/profiles/me", headers=bearer(token))).status_code == 403
+        await redis_client.set(revoked_session_key(KeySpace(redis_prefix), "phone"), "1", ex=600)
+        revoked = await client.get("/sync/b", headers=bearer(token))
+        assert len(_verified(client)) == 1
+    assert revoked.status_code == 401
+    assert "revoked" in revoked.headers["www-authenticate"]
+
+
+async def test_a_cached_token_is_refused_once_it_expires(
+    gateway: Any, es_key: SigningKey, sign_token: Sign
+) -> None:
+    clock = FakeClock()
+    token = sign_token(es_key, exp=int(clock.now) + 60)
+    async with gateway(clock=clock, gateway_token_cache_seconds=3600) as client:
+        assert (await client.get("/sync/a", headers=bearer(token))).status_code == 200
+        clock.now += 60 + 29  # within the 30 s leeway: still a hit, still valid
+        assert (await client.get("/sync/a", headers=bearer(token))).status_code == 200
+        assert len(_verified(client)) == 1
+        clock.now += 2
+        expired = await client.get("/sync/a", headers=bearer(token))
+    assert expired.status_code == 401
+    assert "expired" in expired.headers["www-authenticate"]
+
+
+async def test_a_cached_token_whose_key_left_the_jwks_is_refused_after_the_refresh(
+    gateway: Any, es_key: SigningKey, sign_token: Sign, jwks_state: Any
+) -> None:
+    clock = FakeClock()
+    token = sign_token(es_key, exp=int(clock.now) + 3600)
+    async with gateway(clock=clock, gateway_token_cache_seconds=3600) as client:
+        assert (await client.get("/sync/a", headers=bearer(token))).status_code == 200
+        assert len(_verified(client)) == 1
+        # The issuer withdraws the key (say it leaked); the JWKS cache refreshes after 300 s.
+        jwks_state.keys.clear()
+        jwks_state.keys.append(generate("ES256", datetime.now(UTC)).public_jwk)
+        clock.now += 301
+        refused = await client.get("/sync/a", headers=bearer(token))
+    assert refused.status_code == 401
+    assert "signing key" in refused.headers["www-authenticate"]
+
+
+async def test_with_the_cache_off_every_token_is_verified_and_accepted(
+    gateway: Any, es_key: SigningKey, sign_token: Sign
+) -> None:
+    async with gateway(gateway_token_cache_entries=0) as client:
+        assert _verified(client) is None
+        for _ in range(2):
+            response = await client.get("/sync/a", headers=bearer(sign_token(es_key)))
+            assert response.status_code == 200
