@@ -38,7 +38,7 @@ def version_key(version: str) -> tuple[tuple[tuple[int, int | str], ...], int, t
     """
     text = version.split("+", 1)[0]
     core, _, pre = text.partition("-")
-    numbers = [int(p) if p.isdigit() else p for p in core.split(".") if p != ""]
+    numbers = [int(p) if p.isascii() and p.isdigit() else p for p in core.split(".") if p != ""]
     while numbers and numbers[-1] == 0:
         numbers.pop()  # 2.0 == 2.0.0
     core_key = tuple((0, n) if isinstance(n, int) else (1, n) for n in numbers)

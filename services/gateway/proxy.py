@@ -343,9 +343,11 @@ def _content_length(request: Request) -> int | None:
     raw = request.headers.get("content-length")
     if raw is None:
         return None
-    if not raw.strip().isdigit() or len(raw) > 18:
+    value = raw.strip()
+    # isascii: "¹" (a Latin-1 byte in a header) is a digit to str.isdigit, not to int().
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
         raise BadRequest("Content-Length must be a non-negative integer")
-    return int(raw)
+    return int(value)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

@@ -144,7 +144,7 @@ def _check_targets(project: dict[str, Any], state: TelemetryState) -> None:
 
 
 async def find_project(session: AsyncSession, ref: str) -> dict[str, Any]:
-    project = await store.get_project(session, int(ref) if ref.isdigit() else ref)
+    project = await store.get_project(session, int(ref) if ref.isascii() and ref.isdigit() else ref)
     if project is None:
         raise NotFound(f"no telemetry project {ref!r}", code="project_not_found")
     return project

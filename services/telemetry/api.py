@@ -103,7 +103,7 @@ Keys = Annotated[KeySpace, Depends(get_keyspace)]
 async def read_body(request: Request, limit: int) -> bytes:
     """The raw body, refusing (413) to read more than ``limit`` bytes."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"the body is {declared} bytes; the limit is {limit}")
     chunks: list[bytes] = []
     size = 0

@@ -184,7 +184,7 @@ def parse_window(text: str) -> int:
     value = text.strip().lower()
     unit = _UNITS.get(value[-1:]) if value else None
     number = value[:-1]
-    if unit is None or not number.isdigit() or int(number) <= 0:
+    if unit is None or not (number.isascii() and number.isdigit()) or int(number) <= 0:
         raise ValueError("window must be a positive number followed by m, h or d (e.g. 24h)")
     seconds = int(number) * unit
     if seconds > MAX_WINDOW_DAYS * 86400:

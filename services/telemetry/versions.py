@@ -35,7 +35,7 @@ class Release:
 
 def _idents(text: str) -> tuple[tuple[int, int | str], ...]:
     # Numeric identifiers sort before alphanumeric ones (semver 11.4.3).
-    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in text.split("."))
+    return tuple((0, int(p)) if p.isascii() and p.isdigit() else (1, p) for p in text.split("."))
 
 
 def parse_release(name: str) -> Release | None:

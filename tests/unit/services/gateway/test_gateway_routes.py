@@ -164,3 +164,16 @@ def test_retry_rules(
 
 def test_failure_statuses() -> None:
     assert [failure_of(s) for s in (200, 500, 502, 503, 504)] == [None, None, "502", "503", "504"]
+
+
+@pytest.mark.parametrize("value", ["\u00b9", "-1", "1e3", " ", "9" * 19])
+def test_a_content_length_that_is_not_a_plain_integer_is_a_400(value: str) -> None:
+    from starlette.requests import Request
+
+    from mobileplane.services.gateway.proxy import _content_length
+    from mobileplane.services.kit.errors import BadRequest
+
+    raw = value.encode("latin-1")
+    request = Request({"type": "http", "headers": [(b"content-length", raw)]})
+    with pytest.raises(BadRequest):
+        _content_length(request)

@@ -167,6 +167,7 @@ def test_title_and_culprit() -> None:
         ("1.0.0", "1.0.1", -1),
         ("app@1.0.0", "other@2.0.0", None),
         ("app@abc", "app@1.0.0", None),
+        ("app@\u00b9.0", "app@1.0", None),  # a superscript one is a digit to isdigit, not int
     ],
 )
 def test_compare_releases(a: str, b: str, order: int | None) -> None:
