@@ -34,10 +34,19 @@ async def compact_once(database: Database, horizon: timedelta) -> int:
         return await store.compact(session, horizon=horizon, now=datetime.now(UTC))
 
 
-async def _compaction_loop(app: FastAPI, settings: SyncSettings) -> None:
+#: How long shutdown waits for a compaction in progress before cancelling it.
+STOP_TIMEOUT = 10.0
+
+
+async def _compaction_loop(app: FastAPI, settings: SyncSettings, stopping: asyncio.Event) -> None:
     horizon = timedelta(days=settings.sync_offline_horizon_days)
-    while True:
-        await asyncio.sleep(settings.sync_compaction_interval_seconds)
+    while not stopping.is_set():
+        # Wait for the interval, or for shutdown: a stop never cancels a compaction mid-way
+        # (cancelling psycopg's async connection inside a transaction can hang the shutdown).
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), settings.sync_compaction_interval_seconds)
+        if stopping.is_set():
+            return
         try:
             dropped = await compact_once(app.state.database, horizon)
             if dropped:
@@ -49,12 +58,19 @@ async def _compaction_loop(app: FastAPI, settings: SyncSettings) -> None:
 async def start(app: FastAPI) -> None:
     settings = service_settings(app, SyncSettings)
     app.state.sync = SyncState(settings=settings, schema=load_schema(settings))
-    app.state.sync_compaction = asyncio.create_task(_compaction_loop(app, settings))
+    stopping = asyncio.Event()
+    app.state.sync_compaction_stopping = stopping
+    app.state.sync_compaction = asyncio.create_task(_compaction_loop(app, settings, stopping))
 
 
 async def stop(app: FastAPI) -> None:
     task = getattr(app.state, "sync_compaction", None)
-    if task is not None:
+    if task is None:
+        return
+    app.state.sync_compaction_stopping.set()
+    try:
+        await asyncio.wait_for(asyncio.shield(task), STOP_TIMEOUT)
+    except TimeoutError:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
