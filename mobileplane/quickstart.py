@@ -42,7 +42,7 @@ from mobileplane.embedded.postgres import (
 from mobileplane.embedded.process import ServerStartError, pick_port, port_is_free
 from mobileplane.embedded.redis import EmbeddedRedis
 from mobileplane.operator.keys import KeySet, generate
-from mobileplane.operator.render.routes import IDEMPOTENT_METHODS, MAX_RETRIES, RETRY_ON, ROUTES
+from mobileplane.operator.render.routes import ROUTES, RoutePolicy, route_entry
 from mobileplane.services.gateway.service import create_gateway_app
 from mobileplane.services.gateway.settings import GatewaySettings
 from mobileplane.services.kit.migrate import upgrade
@@ -125,42 +125,11 @@ def gateway_routes(public_url: str, upstream: str, services: Sequence[str]) -> d
     (``operator/render/routes.py``) for the services the platform app serves, every one to
     the one platform app, plus the platform's index and probes as public routes."""
     routes = [
-        {
-            "service": name,
-            "pathPrefix": policy.path_prefix,
-            "upstream": upstream,
-            "auth": {
-                "mode": policy.auth,
-                **({"scopes": list(policy.scopes)} if policy.scopes else {}),
-            },
-            "timeoutSeconds": policy.timeout_seconds,
-            "retries": {
-                "max": MAX_RETRIES,
-                "methods": list(IDEMPOTENT_METHODS),
-                "on": list(RETRY_ON),
-            },
-            "maxBodyBytes": policy.max_body_bytes,
-        }
-        for name in services
-        for policy in ROUTES.get(name, ())
+        route_entry(name, upstream, policy) for name in services for policy in ROUTES.get(name, ())
     ]
     # The index, the probes and the API docs of the platform app: nothing behind them needs a
     # user (the gateway strips identity headers on every route, so none can be spoofed).
-    routes.append(
-        {
-            "service": "platform",
-            "pathPrefix": "/",
-            "upstream": upstream,
-            "auth": {"mode": "public"},
-            "timeoutSeconds": 10,
-            "retries": {
-                "max": MAX_RETRIES,
-                "methods": list(IDEMPOTENT_METHODS),
-                "on": list(RETRY_ON),
-            },
-            "maxBodyBytes": 1024 * 1024,
-        }
-    )
+    routes.append(route_entry("platform", upstream, RoutePolicy("/", "public", 10, 1024 * 1024)))
     return {
         "version": 1,
         "issuer": public_url,

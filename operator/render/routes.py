@@ -105,14 +105,15 @@ def service_scopes(inp: RenderInput) -> list[str]:
     )
 
 
-def _route(inp: RenderInput, service: str, policy: RoutePolicy) -> dict[str, Any]:
+def route_entry(service: str, upstream: str, policy: RoutePolicy) -> dict[str, Any]:
+    """One route of the table: ``policy`` for ``service``, reached at ``upstream``."""
     auth: dict[str, Any] = {"mode": policy.auth}
     if policy.auth == "jwt":
         auth["scopes"] = list(policy.scopes)
     return {
         "service": service,
         "pathPrefix": policy.path_prefix,
-        "upstream": service_url(inp.platform, service),
+        "upstream": upstream,
         "auth": auth,
         "timeoutSeconds": policy.timeout_seconds,
         "retries": {"max": MAX_RETRIES, "methods": list(IDEMPOTENT_METHODS), "on": list(RETRY_ON)},
@@ -141,7 +142,9 @@ def route_table(inp: RenderInput) -> dict[str, Any]:
         # In-cluster, so validation never depends on the public DNS name resolving.
         table["jwksURL"] = f"{service_url(platform, 'auth')}/.well-known/jwks.json"
     table["routes"] = [
-        _route(inp, name, policy) for name in enabled for policy in ROUTES.get(name, ())
+        route_entry(name, service_url(platform, name), policy)
+        for name in enabled
+        for policy in ROUTES.get(name, ())
     ]
     return table
 

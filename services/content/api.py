@@ -13,7 +13,6 @@ checked), then confirm, when the service verifies the stored object before anyon
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from mobileplane.services.kit.errors import (
 )
 from mobileplane.services.kit.identity import Identity, require_scope
 from mobileplane.services.kit.s3 import ObjectNotFound, S3Gateway
+from mobileplane.services.kit.uploads import upload_mismatches
 
 Reader = Annotated[Identity, require_scope("content")]
 WRITE_SCOPE = "content:write"
@@ -322,13 +322,13 @@ def router() -> APIRouter:
             raise ValidationFailed(
                 "nothing was uploaded yet: PUT the file to the upload URL"
             ) from None
-        problems = []
-        if len(stored.body) != media["size"]:
-            problems.append(f"size {len(stored.body)} != declared {media['size']}")
-        if stored.info.content_type != media["content_type"]:
-            problems.append(f"type {stored.info.content_type} != declared {media['content_type']}")
-        if hashlib.sha256(stored.body).hexdigest() != media["sha256"]:
-            problems.append("SHA-256 differs from the declared one")
+        problems = upload_mismatches(
+            stored.body,
+            stored.info.content_type,
+            size=media["size"],
+            content_type=media["content_type"],
+            sha256=media["sha256"],
+        )
         if problems:
             await s3.delete_object(bucket, media["key"])
             raise ValidationFailed(

@@ -19,7 +19,6 @@ relay is woken to publish it (:mod:`.outbox`).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import uuid
@@ -45,6 +44,7 @@ from mobileplane.services.kit.errors import (
 from mobileplane.services.kit.identity import Identity, require_scope
 from mobileplane.services.kit.privacy import erase_subject, export_subject, get_subject_stores
 from mobileplane.services.kit.s3 import ObjectNotFound, S3Gateway
+from mobileplane.services.kit.uploads import upload_mismatches
 from mobileplane.services.profiles import store
 from mobileplane.services.profiles.conditional import (
     Precondition,
@@ -355,13 +355,13 @@ def router() -> APIRouter:
             raise ValidationFailed(
                 "nothing was uploaded yet: PUT the image to the upload URL"
             ) from None
-        problems = []
-        if len(stored.body) != upload["size"]:
-            problems.append(f"size {len(stored.body)} != declared {upload['size']}")
-        if stored.info.content_type != upload["content_type"]:
-            problems.append(f"type {stored.info.content_type} != declared {upload['content_type']}")
-        if hashlib.sha256(stored.body).hexdigest() != upload["sha256"]:
-            problems.append("SHA-256 differs from the declared one")
+        problems = upload_mismatches(
+            stored.body,
+            stored.info.content_type,
+            size=upload["size"],
+            content_type=upload["content_type"],
+            sha256=upload["sha256"],
+        )
         if problems:
             await s3.delete_object(bucket, upload["key"])
             raise ValidationFailed(

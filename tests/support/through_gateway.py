@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from mobileplane.operator.render.routes import IDEMPOTENT_METHODS, MAX_RETRIES, RETRY_ON, ROUTES
+from mobileplane.operator.render.routes import ROUTES, route_entry
 from mobileplane.services.auth.service import SERVICE as AUTH
 from mobileplane.services.gateway.service import create_gateway_app
 from mobileplane.services.gateway.settings import GatewaySettings
@@ -40,22 +40,7 @@ class Platform:
 
 def route_table(issuer: str, upstreams: dict[str, str]) -> dict[str, Any]:
     routes = [
-        {
-            "service": name,
-            "pathPrefix": policy.path_prefix,
-            "upstream": upstream,
-            "auth": {
-                "mode": policy.auth,
-                **({"scopes": list(policy.scopes)} if policy.scopes else {}),
-            },
-            "timeoutSeconds": policy.timeout_seconds,
-            "retries": {
-                "max": MAX_RETRIES,
-                "methods": list(IDEMPOTENT_METHODS),
-                "on": list(RETRY_ON),
-            },
-            "maxBodyBytes": policy.max_body_bytes,
-        }
+        route_entry(name, upstream, policy)
         for name, upstream in upstreams.items()
         for policy in ROUTES[name]
     ]
