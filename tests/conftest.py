@@ -9,6 +9,7 @@ in any order and in parallel.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -27,6 +28,9 @@ from support.unleash import UnleashAdmin
 
 from mobileplane.services.kit.migrate import MigrationSet, upgrade
 from mobileplane.services.platform import platform_migrations
+
+#: Tries at dropping a test's database (see ``database_url``).
+DROP_ATTEMPTS = 5
 
 #: Every service's migrations; the template database has all of them applied.
 MIGRATION_SETS: tuple[MigrationSet, ...] = tuple(platform_migrations())
@@ -94,10 +98,19 @@ def database_url(
         )
     url = _with_db(stack.database_url, name).replace("postgresql://", "postgresql+psycopg://", 1)
     yield url
+    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
     with psycopg.connect(stack.database_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+        # An autovacuum worker on the database is a session FORCE may not end (the error says
+        # "must be a member of the role whose process is being terminated"); it finishes in
+        # moments, so try again, as the operator's provisioner does.
+        for attempt in range(DROP_ATTEMPTS):
+            try:
+                conn.execute(drop)
+                break
+            except psycopg.errors.InsufficientPrivilege:
+                if attempt == DROP_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.5 * (attempt + 1))
 
 
 # -- Redis ----------------------------------------------------------------------------------
