@@ -21,6 +21,8 @@ DEFAULT_PORTS: dict[str, int] = {
     "postgres": 55432,
     "redis": 56379,
     "s3": 57070,
+    # SeaweedFS: its S3 port; it also binds the 9 ports after it (master, volume, filer...).
+    "seaweedfs": 57080,
     "unleash": 54242,
     "etcd": 52379,
     "etcd_peer": 52380,
@@ -29,6 +31,10 @@ DEFAULT_PORTS: dict[str, int] = {
     "scheduler": 50259,
     "kwok": 50247,
 }
+
+
+#: Components that bind consecutive ports from their own: how many in all.
+PORT_SPANS: dict[str, int] = {"seaweedfs": 10}
 
 
 class ConfigError(ValueError):
@@ -72,13 +78,25 @@ def ports_from_env(environ: dict[str, str] | None = None) -> dict[str, int]:
         ports[name] = value
     seen: dict[int, str] = {}
     for name, value in ports.items():
-        if value in seen:
-            other = seen[value]
-            variables = " or ".join(f"MOBILEPLANE_{n.upper()}_PORT" for n in (other, name))
-            raise ConfigError(
-                f"ports of {other} and {name} are both {value}; set {variables} to another port"
-            )
-        seen[value] = name
+        for port in range(value, value + PORT_SPANS.get(name, 1)):
+            if port in seen:
+                other = seen[port]
+                variables = " or ".join(f"MOBILEPLANE_{n.upper()}_PORT" for n in (other, name))
+                raise ConfigError(
+                    f"ports of {other} and {name} are both {port}; set {variables} to another "
+                    "port"
+                    + (
+                        ""
+                        if port == value
+                        else f" ({name} binds {value} to {value + PORT_SPANS[name] - 1})"
+                    )
+                )
+            if port > 65535:
+                raise ConfigError(
+                    f"{name} binds {PORT_SPANS[name]} ports from {value}, past 65535; set "
+                    f"MOBILEPLANE_{name.upper()}_PORT lower"
+                )
+            seen[port] = name
     return ports
 
 
@@ -94,6 +112,7 @@ class Credentials:
     unleash_frontend_token: str
     unleash_admin_password: str
     kube_admin_token: str
+    seaweedfs_sse_key: str
 
     @classmethod
     def generate(cls) -> Credentials:
@@ -109,6 +128,7 @@ class Credentials:
             unleash_frontend_token=f"default:development.{tok()}",
             unleash_admin_password=tok(12),
             kube_admin_token=tok(),
+            seaweedfs_sse_key=tok(32),
         )
 
 

@@ -20,6 +20,7 @@ from mobileplane.stack.components.kube import KUBE_BINARIES, Kube
 from mobileplane.stack.components.postgres import Postgres, data_root
 from mobileplane.stack.components.redis import Redis
 from mobileplane.stack.components.s3 import S3
+from mobileplane.stack.components.seaweedfs import SeaweedFS
 from mobileplane.stack.components.unleash import Unleash
 from mobileplane.stack.config import ConfigError, StackConfig
 from mobileplane.stack.gobuild import Build
@@ -29,7 +30,7 @@ from mobileplane.stack.versions import pin
 
 
 def components() -> list[Component]:
-    return [Postgres(), Redis(), S3(), Unleash(), Kube(), Helm()]
+    return [Postgres(), Redis(), S3(), SeaweedFS(), Unleash(), Kube(), Helm()]
 
 
 def names() -> list[str]:
@@ -151,6 +152,7 @@ def _link_tools(ctx: Context) -> None:
         "kwok": Build(ctx, "kwok", pin("kwok").version).bin / "kwok",
         "etcd": Build(ctx, "etcd", pin("etcd").version).bin / "etcd",
         "versitygw": Build(ctx, "versitygw", pin("versitygw").version).bin / "versitygw",
+        "weed": Build(ctx, "seaweedfs", pin("seaweedfs").version).bin / "weed",
     }
     for b in KUBE_BINARIES:
         tools[b] = Build(ctx, "kubernetes", pin("kubernetes").version).bin / b

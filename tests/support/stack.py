@@ -11,10 +11,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 import pytest
 
 from mobileplane.stack import manager
+from mobileplane.stack.progress import Progress
 
 
 @dataclass(frozen=True)
@@ -75,3 +77,16 @@ def settings() -> StackSettings:
         unleash_admin_token=env["UNLEASH_ADMIN_TOKEN"],
         kubeconfig=kubeconfig,
     )
+
+
+@cache
+def seaweedfs_endpoint() -> str:
+    """The stack's second S3 server (SeaweedFS), which implements default encryption and
+    lifecycle; it takes the same credentials as the main one."""
+    _require(["seaweedfs"])
+    return manager.env()["MOBILEPLANE_SEAWEEDFS_ENDPOINT"]
+
+
+def component_data_dir(component: str) -> Path:
+    """Where a stack component keeps its data (tests look at what is stored at rest)."""
+    return manager.context(Progress(quiet=True)).config.component_state(component) / "data"

@@ -117,6 +117,18 @@ def test_ports_from_env(environ: dict[str, str], changed: dict[str, int]) -> Non
             id="two-overrides-collide",
         ),
         pytest.param(
+            {"MOBILEPLANE_SEAWEEDFS_PORT": "57065"},
+            ["s3", "seaweedfs", "57070", "MOBILEPLANE_SEAWEEDFS_PORT", "57065 to 57074"],
+            "both",
+            id="a-port-inside-seaweedfs-span",
+        ),
+        pytest.param(
+            {"MOBILEPLANE_SEAWEEDFS_PORT": "65530"},
+            ["seaweedfs", "MOBILEPLANE_SEAWEEDFS_PORT"],
+            "past 65535",
+            id="seaweedfs-span-past-the-last-port",
+        ),
+        pytest.param(
             {"MOBILEPLANE_POSTGRES_PORT": "56379"},
             ["postgres", "redis", "56379", "MOBILEPLANE_POSTGRES_PORT"],
             "both",
@@ -165,6 +177,7 @@ CREDENTIAL_PATTERNS = {
     "unleash_frontend_token": r"default:development\.[0-9a-f]{48}",
     "unleash_admin_password": r"[0-9a-f]{24}",
     "kube_admin_token": r"[0-9a-f]{48}",
+    "seaweedfs_sse_key": r"[0-9a-f]{64}",
 }
 
 

@@ -8,7 +8,17 @@ import pytest
 
 from mobileplane.stack.versions import Pin, pin, pins
 
-COMPONENTS = ["postgres", "redis", "versitygw", "unleash", "etcd", "kubernetes", "kwok", "helm"]
+COMPONENTS = [
+    "postgres",
+    "redis",
+    "versitygw",
+    "seaweedfs",
+    "unleash",
+    "etcd",
+    "kubernetes",
+    "kwok",
+    "helm",
+]
 
 
 def test_every_component_is_pinned() -> None:
@@ -36,6 +46,12 @@ def test_every_pin_has_a_version_and_a_source(component: str) -> None:
         pytest.param("helm", r"v3\.\d+\.\d+", "helm.sh/helm/v3", id="helm-3"),
         pytest.param(
             "versitygw", r"v\d+\.\d+\.\d+", "github.com/versity/versitygw", id="versitygw"
+        ),
+        pytest.param(
+            "seaweedfs",
+            r"v0\.0\.0-\d{14}-[0-9a-f]{12}",
+            "github.com/seaweedfs/seaweedfs",
+            id="seaweedfs-pseudo-version",
         ),
     ],
 )
