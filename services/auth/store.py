@@ -28,6 +28,7 @@ from mobileplane.services.auth.models import (
     sessions,
     users,
 )
+from mobileplane.services.kit.revocation import revoke_on_commit
 
 
 def token_hash(token: str) -> str:
@@ -609,6 +610,14 @@ class AuthSubjectData:
         }
 
     async def erase(self, session: AsyncSession, subject: str) -> int:
+        # Deleting the user deletes the sessions; their access tokens must stop working at
+        # the gateway too, not when they expire: announced by the transaction's owner.
+        live = await session.execute(
+            select(sessions.c.id).where(
+                sessions.c.user_id == subject, sessions.c.revoked_at.is_(None)
+            )
+        )
+        revoke_on_commit(session, live.scalars())
         removed = await session.execute(
             delete(audit).where(audit.c.user_id == subject).returning(audit.c.id)
         )

@@ -31,8 +31,10 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Header, Path, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mobileplane.services.kit.app import get_keyspace
 from mobileplane.services.kit.db import DbSession
 from mobileplane.services.kit.errors import (
     BadRequest,
@@ -43,6 +45,8 @@ from mobileplane.services.kit.errors import (
 )
 from mobileplane.services.kit.identity import Identity, require_scope
 from mobileplane.services.kit.privacy import erase_subject, export_subject, get_subject_stores
+from mobileplane.services.kit.redis import KeySpace, get_redis
+from mobileplane.services.kit.revocation import announce_pending
 from mobileplane.services.kit.s3 import ObjectNotFound, S3Gateway
 from mobileplane.services.kit.uploads import upload_mismatches
 from mobileplane.services.profiles import store
@@ -112,6 +116,8 @@ def get_state(request: Request) -> ProfilesState:
 
 
 State = Annotated[ProfilesState, Depends(get_state)]
+RedisDep = Annotated[Redis, Depends(get_redis)]
+Keys = Annotated[KeySpace, Depends(get_keyspace)]
 
 
 class AvatarIn(BaseModel):
@@ -432,12 +438,20 @@ def router() -> APIRouter:
 
     @api.delete("/me", summary="Erase everything the platform holds about the caller (GDPR)")
     async def erase_me(
-        request: Request, session: DbSession, state: State, user: User
+        request: Request,
+        session: DbSession,
+        state: State,
+        user: User,
+        redis: RedisDep,
+        keyspace: Keys,
     ) -> dict[str, Any]:
         stores = get_subject_stores(request)
         keys = await store.object_keys(session, user.subject)
         erased = await erase_subject(session, stores, user.subject)
         await store.add_event(session, new_event(DELETED, user.subject, _now()))
+        # Before the commit, like the objects below: the user's access tokens stop working
+        # at the gateway now, or nothing is erased and the user retries (503).
+        await announce_pending(redis, keyspace, session)
         if keys:
             # Before the commit: if storage refuses, nothing is erased and the user retries.
             s3, bucket = _s3(state)

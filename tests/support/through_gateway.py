@@ -63,11 +63,16 @@ def platform_behind_gateway(
     **gateway_settings: Any,
 ) -> Iterator[Platform]:
     """Start auth, ``services`` and a gateway in front of them; stop them all afterwards."""
+    running = (AUTH, *services)
+    # Each server knows every running service's data-subject store, as `mobileplane serve`
+    # does with the platform's: an erasure through profiles reaches auth's tables too.
     handles = {
         definition.name: ServerHandle(
-            lambda definition=definition: create_service_app(definition, settings=kit)
+            lambda definition=definition: create_service_app(
+                definition, settings=kit, all_services=running
+            )
         )
-        for definition in (AUTH, *services)
+        for definition in running
     }
 
     def make_gateway() -> Any:

@@ -73,7 +73,7 @@ def hs256(claims: dict[str, Any], secret: bytes, kid: str) -> str:
     return f"{signing_input}.{b64(signature)}"
 
 
-def login(platform: Platform, email: str) -> dict[str, Any]:
+def login(platform: Platform, email: str, *, register: bool = True) -> dict[str, Any]:
     meta = httpx.get(f"{platform.url}/.well-known/openid-configuration").json()
     assert meta["token_endpoint"].startswith(platform.url)  # everything through the gateway
     verifier = generate_token(64)
@@ -87,7 +87,7 @@ def login(platform: Platform, email: str) -> dict[str, Any]:
         url, _ = client.create_authorization_url(
             meta["authorization_endpoint"], code_verifier=verifier
         )
-        answer = browser_login(url, email, PASSWORD, register=True)
+        answer = browser_login(url, email, PASSWORD, register=register)
         assert answer.status_code == 303, answer.text
         return dict(
             client.fetch_token(
@@ -198,3 +198,23 @@ def test_a_burst_is_answered_429(platform: Platform) -> None:
     assert limited, [r.status_code for r in codes]
     assert int(limited[0].headers["retry-after"]) >= 0
     assert "ratelimit" in {k.lower() for k in limited[0].headers}
+
+
+def test_erasure_signs_every_device_out_at_the_gateway(platform: Platform) -> None:
+    """GDPR erasure deletes the user and so the sessions; the access tokens already issued,
+    unexpired JWTs, are refused at the gateway at once, on every device."""
+    phone = login(platform, "erase@example.com")
+    tablet = login(platform, "erase@example.com", register=False)
+    assert me(platform, tablet["access_token"]).status_code == 200
+
+    erased = httpx.delete(
+        f"{platform.url}/profiles/me",
+        headers={"authorization": f"Bearer {phone['access_token']}"},
+    )
+
+    assert erased.status_code == 200, erased.text
+    assert erased.json()["erased"]["auth"] >= 1
+    for device in (phone, tablet):
+        refused = me(platform, device["access_token"])
+        assert refused.status_code == 401, refused.text
+        assert refresh(platform, device["refresh_token"]).status_code == 400

@@ -6,21 +6,25 @@ nothing about the user in any table, and another user's data is untouched."""
 from __future__ import annotations
 
 import json
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from redis.asyncio import Redis
 from sqlalchemy import Text, cast, exists, or_, select, table, text
 
 from mobileplane.services.auth import store as auth_store
+from mobileplane.services.auth.rules import SessionLifetimes
 from mobileplane.services.content.service import SERVICE as CONTENT
-from mobileplane.services.kit.identity import Identity, identity_headers
+from mobileplane.services.kit.identity import Identity, identity_headers, revoked_session_key
 from mobileplane.services.kit.mount import ServiceDefinition, create_service_app
+from mobileplane.services.kit.revocation import ANNOUNCE_TTL_SECONDS
 from mobileplane.services.kit.settings import KitSettings
 from mobileplane.services.platform import SERVICES
 from mobileplane.services.profiles.service import SERVICE as PROFILES
@@ -228,3 +232,55 @@ async def test_export_and_erasure_cover_every_service(apps: dict[str, FastAPI]) 
             assert part["profile"] == bo_after["services"]["profiles"]["profile"]
             continue
         assert bo_after["services"][service] == part, service
+
+
+async def test_erasure_announces_revoked_sessions_or_erases_nothing(
+    apps: dict[str, FastAPI], redis_url: str
+) -> None:
+    """The user's live sessions are announced revoked in Redis (the gateway's list) in the
+    erasure's transaction; with Redis unreachable the erasure is a 503 and nothing is gone."""
+    profiles = apps["profiles"]
+    users = [await give_data(apps, f"{name}@example.com") for name in ("cy", "di")]
+    sids: dict[str, list[str]] = {}
+    now = datetime.now(UTC)
+    lifetimes = SessionLifetimes(idle=timedelta(days=30), absolute=timedelta(days=90))
+    for subject in users:
+        async with profiles.state.database.transaction() as session:
+            sids[subject] = [
+                (
+                    await auth_store.create_session(
+                        session,
+                        user_id=subject,
+                        client_id="dev.mobileplane.demo",
+                        amr="pwd",
+                        device=auth_store.DeviceInfo(device_id=device),
+                        now=now,
+                        lifetimes=lifetimes,
+                        cap=None,
+                    )
+                )[0]
+                for device in ("phone", "tablet")
+            ]
+    cy = users[0]
+    keys = {s: revoked_session_key(profiles.state.keyspace, s) for v in sids.values() for s in v}
+
+    working = profiles.state.redis
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    profiles.state.redis = Redis.from_url(f"redis://127.0.0.1:{closed}/0")
+    try:
+        async with client(profiles, cy, "profiles") as me:
+            refused = await me.delete("/profiles/me")
+    finally:
+        await profiles.state.redis.aclose()
+        profiles.state.redis = working
+    assert refused.status_code == 503, refused.text
+    assert await tables_mentioning(profiles, cy) >= {"auth_users", "auth_sessions", "profiles"}
+
+    async with client(profiles, cy, "profiles") as me:
+        await ok(await me.delete("/profiles/me"))
+
+    announced = {sid for sid, key in keys.items() if await working.exists(key)}
+    assert announced == set(sids[cy])  # and not the other user's
+    assert 0 < await working.ttl(keys[sids[cy][0]]) <= ANNOUNCE_TTL_SECONDS
