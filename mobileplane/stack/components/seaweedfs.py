@@ -79,6 +79,18 @@ def wrapper_gomod(module: str, version: str, upstream_gomod: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def data_nodes(status: object) -> int:
+    """How many volume servers the master's ``/dir/status`` answer lists."""
+    if not isinstance(status, dict):
+        return 0
+    topology = status.get("Topology") or {}
+    return sum(
+        len(rack.get("DataNodes") or [])
+        for dc in topology.get("DataCenters") or []
+        for rack in dc.get("Racks") or []
+    )
+
+
 def identities(access_key: str, secret_key: str) -> dict[str, object]:
     """The S3 configuration: one admin identity with the stack's S3 credentials."""
     return {
@@ -124,7 +136,8 @@ class SeaweedFS:
         return f"http://{ctx.config.host}:{ctx.config.ports[self.name]}"
 
     def health(self, ctx: Context) -> Health:
-        # An unsigned request is answered (403, AccessDenied) by a live S3 gateway.
+        # An unsigned request is answered (403, AccessDenied) by a live S3 gateway; objects
+        # can be written only once a volume server has joined the master.
         try:
             with urllib.request.urlopen(self.endpoint(ctx) + "/", timeout=3) as resp:
                 status = resp.status
@@ -132,7 +145,14 @@ class SeaweedFS:
             status = e.code
         except OSError as e:
             return Health(False, f"SeaweedFS S3 unreachable: {e}")
-        return Health(status in (200, 403), f"seaweedfs {pin(self.name).version} (HTTP {status})")
+        master = f"http://{ctx.config.host}:{ports(ctx.config.ports[self.name])['master.port']}"
+        try:
+            with urllib.request.urlopen(master + "/dir/status", timeout=3) as resp:
+                nodes = data_nodes(json.load(resp))
+        except (OSError, ValueError) as e:
+            return Health(False, f"SeaweedFS master unreachable: {e}")
+        detail = f"seaweedfs {pin(self.name).version} (HTTP {status}, {nodes} volume server(s))"
+        return Health(status in (200, 403) and nodes > 0, detail)
 
     def start(self, ctx: Context) -> None:
         if ctx.procs.alive(self.name) and self.health(ctx).healthy:
@@ -147,8 +167,8 @@ class SeaweedFS:
         data.mkdir(parents=True, exist_ok=True)
         creds = ctx.config.credentials
         s3_config = state / "s3.json"
-        s3_config.touch(mode=0o600)
         s3_config.write_text(json.dumps(identities(creds.s3_access_key, creds.s3_secret_key)))
+        s3_config.chmod(0o600)
         argv = [
             str(self._build(ctx).bin / BINARY),
             "mini",

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from mobileplane.stack.components.seaweedfs import INTERNAL_PORTS, identities, ports, wrapper_gomod
+from mobileplane.stack.components.seaweedfs import (
+    INTERNAL_PORTS,
+    data_nodes,
+    identities,
+    ports,
+    wrapper_gomod,
+)
 from mobileplane.stack.config import DEFAULT_PORTS, PORT_SPANS
 
 UPSTREAM = """module github.com/seaweedfs/seaweedfs
@@ -84,3 +90,31 @@ def test_identities_give_the_stack_credentials_admin_rights() -> None:
     (identity,) = identities("AK", "SK")["identities"]  # type: ignore[misc]
     assert identity["credentials"] == [{"accessKey": "AK", "secretKey": "SK"}]
     assert "Admin" in identity["actions"]
+
+
+NODE = {"Url": "127.0.0.1:57083", "Volumes": 1}
+
+
+@pytest.mark.parametrize(
+    ("status", "nodes"),
+    [
+        pytest.param(
+            {
+                "Topology": {
+                    "DataCenters": [
+                        {"Id": "dc", "Racks": [{"Id": "r1", "DataNodes": [NODE]}]},
+                        {"Id": "dc2", "Racks": [{"Id": "r2", "DataNodes": [NODE, NODE]}]},
+                    ]
+                }
+            },
+            3,
+            id="nodes-across-racks",
+        ),
+        pytest.param({"Topology": {"DataCenters": None}}, 0, id="no-volume-server-yet"),
+        pytest.param({"Topology": {"DataCenters": [{"Racks": [{}]}]}}, 0, id="empty-rack"),
+        pytest.param({}, 0, id="no-topology"),
+        pytest.param([], 0, id="not-an-object"),
+    ],
+)
+def test_data_nodes_counts_the_volume_servers(status: object, nodes: int) -> None:
+    assert data_nodes(status) == nodes
