@@ -158,23 +158,31 @@ def structural_schema(model: type[BaseModel], mode: str = "validation") -> dict[
     return _Converter(model, mode).convert()
 
 
-def crd() -> dict[str, Any]:
-    spec = structural_schema(MobilePlatformSpec)
-    status = structural_schema(MobilePlatformStatus, mode="serialization")
-    ready = '.status.conditions[?(@.type=="Ready")]'
+def custom_resource_definition(
+    *,
+    kind: str,
+    plural: str,
+    short_name: str,
+    description: str,
+    spec_model: type[BaseModel],
+    status_model: type[BaseModel],
+    printer_columns: list[dict[str, str]],
+) -> dict[str, Any]:
+    """A namespaced CRD of ``GROUP/VERSION`` in category ``mobileplane``: one served and
+    stored version with the status subresource, its schema converted from the models."""
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{PLURAL}.{GROUP}"},
+        "metadata": {"name": f"{plural}.{GROUP}"},
         "spec": {
             "group": GROUP,
             "scope": "Namespaced",
             "names": {
-                "kind": KIND,
-                "listKind": f"{KIND}List",
-                "plural": PLURAL,
-                "singular": KIND.lower(),
-                "shortNames": ["mp"],
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": kind.lower(),
+                "shortNames": [short_name],
                 "categories": ["mobileplane"],
             },
             "versions": [
@@ -184,22 +192,20 @@ def crd() -> dict[str, Any]:
                     "storage": True,
                     "subresources": {"status": {}},
                     "additionalPrinterColumns": [
-                        {"name": "Ready", "type": "string", "jsonPath": f"{ready}.status"},
-                        {"name": "Reason", "type": "string", "jsonPath": f"{ready}.reason"},
-                        {"name": "Gateway", "type": "string", "jsonPath": ".status.gatewayURL"},
+                        *printer_columns,
                         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
                     ],
                     "schema": {
                         "openAPIV3Schema": {
                             "type": "object",
-                            "description": DESCRIPTION,
+                            "description": description,
                             "required": ["spec"],
                             "properties": {
                                 "apiVersion": {"type": "string", "description": "API version."},
                                 "kind": {"type": "string", "description": "Kind."},
                                 "metadata": {"type": "object"},
-                                "spec": spec,
-                                "status": status,
+                                "spec": structural_schema(spec_model),
+                                "status": structural_schema(status_model, mode="serialization"),
                             },
                         }
                     },
@@ -209,12 +215,34 @@ def crd() -> dict[str, Any]:
     }
 
 
-def render() -> str:
+def render_crd(crd: dict[str, Any], source: str, module: str) -> str:
+    """The CRD as YAML, under a header naming the models and the command that made it."""
     header = (
-        "# Generated from operator/spec.py by `python -m mobileplane.operator.crdgen`.\n"
+        f"# Generated from {source} by `python -m {module}`.\n"
         "# Do not edit by hand: change the models and regenerate.\n"
     )
-    return header + yaml.safe_dump(crd(), sort_keys=False, width=100, allow_unicode=True)
+    return header + yaml.safe_dump(crd, sort_keys=False, width=100, allow_unicode=True)
+
+
+def crd() -> dict[str, Any]:
+    ready = '.status.conditions[?(@.type=="Ready")]'
+    return custom_resource_definition(
+        kind=KIND,
+        plural=PLURAL,
+        short_name="mp",
+        description=DESCRIPTION,
+        spec_model=MobilePlatformSpec,
+        status_model=MobilePlatformStatus,
+        printer_columns=[
+            {"name": "Ready", "type": "string", "jsonPath": f"{ready}.status"},
+            {"name": "Reason", "type": "string", "jsonPath": f"{ready}.reason"},
+            {"name": "Gateway", "type": "string", "jsonPath": ".status.gatewayURL"},
+        ],
+    )
+
+
+def render() -> str:
+    return render_crd(crd(), "operator/spec.py", "mobileplane.operator.crdgen")
 
 
 if __name__ == "__main__":
