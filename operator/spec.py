@@ -33,6 +33,10 @@ SERVICE_NAMES = (
     "appconfig",
 )
 
+#: Services of the design that this version does not ship (no ``mobileplane serve`` command):
+#: the CRD keeps their place in the spec but refuses to enable them.
+UNSHIPPED_SERVICES = ("notifications", "analytics")
+
 BUNDLE_ID = r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"
 ANDROID_PACKAGE = r"^[a-zA-Z][a-zA-Z0-9_]*(\.[a-zA-Z][a-zA-Z0-9_]*)+$"
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$"
@@ -228,8 +232,19 @@ class ServiceSpec(Model):
     )
 
 
-def _service(description: str) -> Any:
-    return Field(default_factory=ServiceSpec, description=description)
+class UnshippedServiceSpec(ServiceSpec):
+    """A service of the platform's design that this version of mobileplane does not ship:
+    it stays off (the API server refuses ``enabled: true``), so no pod runs a command that
+    does not exist."""
+
+    enabled: bool = Field(
+        default=False,
+        description="Must stay false: this version of mobileplane does not ship the service.",
+    )
+
+
+def _service(description: str, model: type[ServiceSpec] = ServiceSpec) -> Any:
+    return Field(default_factory=model, description=description)
 
 
 class Services(Model):
@@ -240,9 +255,15 @@ class Services(Model):
     profiles: ServiceSpec = _service("User profiles and settings.")
     content: ServiceSpec = _service("Content delivery, personalisation and media.")
     sync: ServiceSpec = _service("Offline sync of the app's data.")
-    notifications: ServiceSpec = _service("Push notifications through APNs and FCM.")
+    notifications: UnshippedServiceSpec = _service(
+        "Push notifications through APNs and FCM (not shipped yet: stays disabled).",
+        UnshippedServiceSpec,
+    )
     telemetry: ServiceSpec = _service("Crash and performance telemetry (Sentry protocol).")
-    analytics: ServiceSpec = _service("Product analytics (Segment spec).")
+    analytics: UnshippedServiceSpec = _service(
+        "Product analytics, Segment spec (not shipped yet: stays disabled).",
+        UnshippedServiceSpec,
+    )
     appconfig: ServiceSpec = _service(
         "App config that installed apps read: latest and minimum versions, halted versions, "
         "kill switches (the release controller writes it)."
@@ -254,6 +275,15 @@ class Services(Model):
                 "self.gateway.enabled",
                 "the gateway cannot be disabled: apps reach every service through it",
                 field_path=".gateway.enabled",
+            ),
+            *(
+                cel(
+                    f"!self.{name}.enabled",
+                    f"this version of mobileplane does not ship the {name} service yet: "
+                    f"leave services.{name}.enabled false",
+                    field_path=f".{name}.enabled",
+                )
+                for name in UNSHIPPED_SERVICES
             ),
         )
     )

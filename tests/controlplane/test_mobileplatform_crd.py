@@ -81,6 +81,18 @@ INVALID = [
     pytest.param("app.ios.bundleIds", ["not a bundle"], "bundleIds", id="bad-bundle-id"),
     pytest.param("services.gateway.enabled", False, "gateway cannot be disabled", id="no-gateway"),
     pytest.param(
+        "services.notifications.enabled",
+        True,
+        "does not ship the notifications service yet",
+        id="unshipped-notifications",
+    ),
+    pytest.param(
+        "services.analytics.enabled",
+        True,
+        "does not ship the analytics service yet",
+        id="unshipped-analytics",
+    ),
+    pytest.param(
         "services.auth.autoscaling",
         {"enabled": True, "minReplicas": 4, "maxReplicas": 2},
         "maxReplicas must be at least minReplicas",

@@ -47,7 +47,7 @@ from support.stack import (
 )
 
 from mobileplane.operator.provision import S3Endpoint
-from mobileplane.operator.spec import SERVICE_NAMES
+from mobileplane.operator.spec import SERVICE_NAMES, UNSHIPPED_SERVICES
 from mobileplane.stack import manager
 from mobileplane.stack.components.kube import Kube
 from mobileplane.stack.progress import Progress
@@ -236,7 +236,9 @@ def test_minimal_example_becomes_ready(
         "a Ready event",
     )
     assert events[0].involved_object.kind == "MobilePlatform"
-    assert {d.metadata.labels["app.kubernetes.io/component"] for d in owned} >= set(SERVICE_NAMES)
+    components = {d.metadata.labels["app.kubernetes.io/component"] for d in owned}
+    assert components >= set(SERVICE_NAMES) - set(UNSHIPPED_SERVICES)
+    assert not components & set(UNSHIPPED_SERVICES)
 
 
 def test_external_database_and_bucket_with_delete_policy(
