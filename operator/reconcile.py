@@ -38,8 +38,18 @@ from mobileplane.operator.render import (
     render,
     signing_keys_data,
 )
+from mobileplane.operator.render.appkeys import (
+    app_keys_data,
+    apps_status,
+    missing_platforms,
+    stored_keys,
+)
 from mobileplane.operator.render.names import MANAGED_BY
-from mobileplane.operator.render.secrets import database_secret_name, signing_keys_secret_name
+from mobileplane.operator.render.secrets import (
+    app_keys_secret_name,
+    database_secret_name,
+    signing_keys_secret_name,
+)
 from mobileplane.operator.spec import CacheMode, DatabaseMode, MobilePlatformSpec
 
 
@@ -385,6 +395,7 @@ async def reconcile(deps: Deps, body: Mapping[str, Any]) -> Outcome:
     events: list[tuple[str, str, str]] = []
     db_secret_name = database_secret_name(platform)
     keys_secret_name = signing_keys_secret_name(platform)
+    app_keys_name = app_keys_secret_name(platform)
     instance = base_name(name)
     try:
         db_secret = await deps.kube.read_secret(ns, db_secret_name)
@@ -405,13 +416,22 @@ async def reconcile(deps: Deps, body: Mapping[str, Any]) -> Outcome:
                 )
             )
 
+        # DSN keys: made once per app platform, kept forever (they are compiled into apps).
+        app_keys_secret = await deps.kube.read_secret(ns, app_keys_name)
+        app_keys = stored_keys(app_keys_secret)
+        for added in missing_platforms(spec, app_keys):
+            app_keys[added] = secrets.token_hex(16)
+            events.append(("Normal", "TelemetryProjectCreated", f"{name}-{added}"))
+
         inp = RenderInput(
             platform=platform,
             spec=spec,
             # Until the external server is known, the children point at no database: the
             # services start and report not-ready, and the database Secret waits.
             database=target or DatabaseTarget(host="", port=5432, name="", role=""),
-            generated=GeneratedMaterial(db_password=password, signing_keys=keyset),
+            generated=GeneratedMaterial(
+                db_password=password, signing_keys=keyset, app_keys=app_keys
+            ),
             controller_namespace=deps.controller_namespace,
         )
         desired = [_adopt(child, body) for child in render(inp)]
@@ -422,6 +442,12 @@ async def reconcile(deps: Deps, body: Mapping[str, Any]) -> Outcome:
                     await deps.kube.create_if_absent(child)
                 elif keys_changed:
                     await deps.kube.update_secret_data(ns, child_name_, signing_keys_data(keyset))
+            elif child["kind"] == "Secret" and child_name_ == app_keys_name:
+                data = app_keys_data(platform, spec, app_keys)
+                if app_keys_secret is None:
+                    await deps.kube.create_if_absent(child)
+                elif data != dict(app_keys_secret):
+                    await deps.kube.update_secret_data(ns, child_name_, data)
             elif child["kind"] == "Secret" and child_name_ == db_secret_name:
                 if target is not None:
                     # Same password as read back: re-applying only follows the target.
@@ -466,5 +492,6 @@ async def reconcile(deps: Deps, body: Mapping[str, Any]) -> Outcome:
             "publishedKids": [k.kid for k in keyset.keys],
             "rotation": keyset.rotation,
         },
+        "apps": apps_status(platform, spec, app_keys, gateway_url(inp)),
     }
     return Outcome(status=status, events=events, retry_after=retry.delay)

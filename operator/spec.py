@@ -710,6 +710,20 @@ class SigningKeysStatus(Model):
     )
 
 
+class AppStatus(Model):
+    """How one platform of the app (iOS, Android) reports to telemetry."""
+
+    telemetry_project: str = Field(
+        description="The telemetry project (slug) of this platform's builds; MobileReleases "
+        "read release health from it."
+    )
+    sentry_dsn: str = Field(
+        alias="sentryDSN",
+        description="The DSN to give the Sentry SDK in this platform's builds (public; it "
+        "never changes).",
+    )
+
+
 class MobilePlatformStatus(Model):
     """The observed state of a MobilePlatform, written by the operator."""
 
@@ -730,3 +744,7 @@ class MobilePlatformStatus(Model):
     database: DatabaseStatus | None = Field(default=None, description="The database.")
     bucket: str | None = Field(default=None, description="The media bucket.")
     signing_keys: SigningKeysStatus | None = Field(default=None, description="The signing keys.")
+    apps: dict[str, AppStatus] = Field(
+        default_factory=dict,
+        description="Per app platform (ios, android): its telemetry project and Sentry DSN.",
+    )

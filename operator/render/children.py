@@ -24,7 +24,11 @@ from mobileplane.operator.render.inputs import RenderInput
 from mobileplane.operator.render.jobs import backup_cronjob, migration_job
 from mobileplane.operator.render.network import network_policies
 from mobileplane.operator.render.routes import routes_config_map
-from mobileplane.operator.render.secrets import database_secret, signing_keys_secret
+from mobileplane.operator.render.secrets import (
+    app_keys_secret,
+    database_secret,
+    signing_keys_secret,
+)
 from mobileplane.operator.render.services import service_children
 from mobileplane.operator.spec import SERVICE_NAMES
 
@@ -34,6 +38,7 @@ def render(inp: RenderInput) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = [
         database_secret(inp),
         signing_keys_secret(inp),
+        app_keys_secret(inp),
         config_map(inp),
         routes_config_map(inp),
         *network_policies(inp),

@@ -9,7 +9,9 @@ read changes. So each pod template carries ``mobileplane.io/config-hash``: a sha
 - the *names and versions* of the Secrets it references (versions from the caller; never the
   values: the annotation is readable by anyone who can read the Deployment),
 - for the signing keys, the key ids (public) and which one is active, so a rotation rolls the
-  auth service even when the caller passes no version.
+  auth service even when the caller passes no version;
+- for the apps' DSN keys, a digest of the telemetry projects, so a platform added to the app
+  rolls telemetry (which seeds projects at startup).
 
 What is referenced is read from the pod spec itself (``envFrom``, ``valueFrom``, volumes), so
 the hash cannot miss a reference the pod has. A change to one service's settings thus
@@ -23,11 +25,12 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from mobileplane.operator.render.appkeys import telemetry_projects
 from mobileplane.operator.render.config import consumed_config
 from mobileplane.operator.render.inputs import RenderInput
 from mobileplane.operator.render.names import child_name
 from mobileplane.operator.render.routes import routes_config_map
-from mobileplane.operator.render.secrets import signing_keys_secret_name
+from mobileplane.operator.render.secrets import app_keys_secret_name, signing_keys_secret_name
 
 
 def _containers(pod_spec: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
@@ -72,6 +75,12 @@ def config_hash(inp: RenderInput, component: str, pod_spec: Mapping[str, Any]) -
         "configMaps": {name: rendered.get(name, {}) for name in sorted(config_maps)},
         "secrets": {name: inp.secret_versions.get(name, "") for name in sorted(secrets)},
     }
+    if app_keys_secret_name(inp.platform) in secrets:
+        # The projects are read at startup: new ones (a platform added) roll telemetry. Their
+        # digest, not the keys (the annotation is readable by more people than the Secret).
+        projects = telemetry_projects(inp.platform, inp.spec, inp.generated.app_keys)
+        canonical_projects = json.dumps(projects, sort_keys=True).encode()
+        payload["appKeys"] = hashlib.sha256(canonical_projects).hexdigest()
     if signing_keys_secret_name(inp.platform) in secrets:
         keyset = inp.generated.signing_keys
         payload["signingKeys"] = {

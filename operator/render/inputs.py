@@ -63,6 +63,9 @@ class GeneratedMaterial:
     db_password: str
     #: The auth service's signing keys: the active key signs, every key is published.
     signing_keys: KeySet
+    #: The telemetry DSN public keys by app platform (``ios``, ``android``), see
+    #: :mod:`.appkeys`; a platform without one gets no telemetry project.
+    app_keys: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,13 @@
-"""The Secrets of generated material: the database credentials and the signing keys.
+"""The Secrets of generated material: the database credentials, the signing keys and the
+apps' telemetry DSN keys.
 
-Both hold material the caller generated (the renderer has no randomness). They are marked
+All hold material the caller generated (the renderer has no randomness). They are marked
 ``mobileplane.io/generated: "true"``: the caller creates them once and never overwrites them,
-because regenerating a password or a key would lock the services out of their database or
-invalidate every issued token. The one sanctioned change is a signing-key rotation, for which
-:func:`signing_keys_data` gives the new data to merge. Each also records the uid of the
-platform that generated it (see ``PlatformRef.uid``).
+because regenerating a password or a key would lock the services out of their database,
+invalidate every issued token or every DSN compiled into an app. The sanctioned changes are
+a signing-key rotation (:func:`signing_keys_data` gives the new data to merge) and a DSN key
+added for a platform added to the app (:func:`.appkeys.app_keys_data`). Each also records
+the uid of the platform that generated it (see ``PlatformRef.uid``).
 
 Values go in ``stringData``: these Secrets are created, never applied, so ``stringData``'s
 write-only nature costs nothing, and the values stay readable in reviews and golden files.
@@ -21,6 +23,7 @@ from typing import Any
 from urllib.parse import quote
 
 from mobileplane.operator.keys import KeySet
+from mobileplane.operator.render.appkeys import app_keys_data
 from mobileplane.operator.render.inputs import PlatformRef, RenderInput
 from mobileplane.operator.render.names import (
     GENERATED_ANNOTATION,
@@ -60,6 +63,11 @@ def database_secret_name(platform: PlatformRef) -> str:
 def signing_keys_secret_name(platform: PlatformRef) -> str:
     """``<name>-signing-keys``."""
     return child_name(platform, "signing-keys")
+
+
+def app_keys_secret_name(platform: PlatformRef) -> str:
+    """``<name>-app-keys``: the telemetry DSN keys (see :mod:`.appkeys`)."""
+    return child_name(platform, "app-keys")
 
 
 def _generated_secret(
@@ -129,6 +137,12 @@ def signing_keys_secret(inp: RenderInput) -> dict[str, Any]:
     """Secret ``<name>-signing-keys``, mounted by the auth service."""
     data = signing_keys_data(inp.generated.signing_keys)
     return _generated_secret(inp, signing_keys_secret_name(inp.platform), "auth", data)
+
+
+def app_keys_secret(inp: RenderInput) -> dict[str, Any]:
+    """Secret ``<name>-app-keys``, read by the telemetry service."""
+    data = app_keys_data(inp.platform, inp.spec, inp.generated.app_keys)
+    return _generated_secret(inp, app_keys_secret_name(inp.platform), "telemetry", data)
 
 
 def is_generated(obj: Mapping[str, Any]) -> bool:

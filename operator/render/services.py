@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mobileplane.operator.render.appkeys import PROJECTS_KEY
 from mobileplane.operator.render.config import (
     APNS_KEY_DIR,
     FCM_CREDENTIALS_DIR,
@@ -54,6 +55,7 @@ from mobileplane.operator.render.pods import (
 )
 from mobileplane.operator.render.secrets import (
     DB_URL,
+    app_keys_secret_name,
     database_secret_name,
     signing_keys_secret_name,
 )
@@ -104,6 +106,11 @@ def _env(inp: RenderInput, service: str) -> list[dict[str, Any]]:
         media = spec.media.credentials_secret_ref.name
         env.append(env_secret("AWS_ACCESS_KEY_ID", media, "accessKeyId"))
         env.append(env_secret("AWS_SECRET_ACCESS_KEY", media, "secretAccessKey"))
+    if service == "telemetry":
+        # The apps' projects and DSN keys, created or updated at startup.
+        env.append(
+            env_secret("TELEMETRY_PROJECTS", app_keys_secret_name(inp.platform), PROJECTS_KEY)
+        )
     return env
 
 

@@ -6,6 +6,7 @@ test's namespace only; kwok makes the rendered Deployments Available.
 
 from __future__ import annotations
 
+import base64
 import copy
 import os
 import signal
@@ -218,6 +219,14 @@ def test_minimal_example_becomes_ready(
         assert c["observedGeneration"] == obj["metadata"]["generation"]
     assert status["observedGeneration"] == obj["metadata"]["generation"]
     assert status["gatewayURL"].startswith("http://hello-gateway.")
+    # One telemetry project per app platform (the example ships iOS only), its DSN made once.
+    ios = status["apps"]["ios"]
+    assert set(status["apps"]) == {"ios"} and ios["telemetryProject"] == "hello-ios"
+    key = k8s.CoreV1Api(kube_api).read_namespaced_secret("hello-app-keys", k8s_namespace)
+    public_key = base64.b64decode(key.data["telemetry-key-ios"]).decode()
+    assert ios["sentryDSN"] == status["gatewayURL"].replace("://", f"://{public_key}@", 1) + (
+        "/telemetry/1"
+    )
     assert all(s["available"] for s in status["services"].values())
     deployments = k8s.AppsV1Api(kube_api).list_namespaced_deployment(k8s_namespace).items
     owned = [
@@ -384,23 +393,43 @@ def test_drift_is_restored_and_spec_changes_roll_out(
         k8s_namespace,
         PLURAL,
         "hello",
-        {"spec": {"services": {"analytics": {"enabled": False}}}},
+        {"spec": {"services": {"content": {"enabled": False}}}},
     )
 
     def pruned() -> bool:
         try:
-            apps.read_namespaced_deployment("hello-analytics", k8s_namespace)
+            apps.read_namespaced_deployment("hello-content", k8s_namespace)
         except k8s.ApiException as e:
             return e.status == 404
         return False
 
     eventually(pruned, 30, "the disabled service's Deployment to be pruned")
 
-    def without_analytics() -> dict[str, Any] | None:
+    def without_content() -> dict[str, Any] | None:
         obj = _ready(kube_api, k8s_namespace, "hello")
-        return obj if "analytics" not in obj["status"]["services"] else None
+        return obj if "content" not in obj["status"]["services"] else None
 
-    eventually(without_analytics, 30, "the status to drop the disabled service")
+    ready = eventually(without_content, 30, "the status to drop the disabled service")
+
+    # The app ships on Android too: a second telemetry project and DSN; iOS's stays the same.
+    ios_dsn = ready["status"]["apps"]["ios"]["sentryDSN"]
+    k8s.CustomObjectsApi(kube_api).patch_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        k8s_namespace,
+        PLURAL,
+        "hello",
+        {"spec": {"app": {"android": {"packageNames": ["com.example.hello"]}}}},
+    )
+
+    def with_android() -> dict[str, Any] | None:
+        obj = _ready(kube_api, k8s_namespace, "hello")
+        return obj if "android" in obj["status"].get("apps", {}) else None
+
+    both = eventually(with_android, 30, "an Android telemetry project in the status")["status"]
+    assert both["apps"]["ios"]["sentryDSN"] == ios_dsn
+    assert both["apps"]["android"]["telemetryProject"] == "hello-android"
+    assert both["apps"]["android"]["sentryDSN"].endswith("/telemetry/2")
 
 
 def test_unreachable_database_is_a_condition_not_a_crash(

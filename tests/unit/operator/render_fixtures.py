@@ -23,6 +23,7 @@ from mobileplane.operator.render import (
     RenderInput,
     postgres_host,
 )
+from mobileplane.operator.render.appkeys import app_platforms
 from mobileplane.operator.spec import DatabaseMode, MobilePlatformSpec
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -69,6 +70,10 @@ def with_changes(spec: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[st
     return out
 
 
+#: Fixed telemetry DSN keys, as the operator would have generated them.
+APP_KEYS = {"ios": "1a" * 16, "android": "2b" * 16}
+
+
 def make_input(
     spec: Mapping[str, Any] | MobilePlatformSpec = MINIMAL,
     *,
@@ -93,7 +98,11 @@ def make_input(
         platform=platform,
         spec=parsed,
         database=target,
-        generated=GeneratedMaterial(db_password=DB_PASSWORD, signing_keys=keyset),
+        generated=GeneratedMaterial(
+            db_password=DB_PASSWORD,
+            signing_keys=keyset,
+            app_keys={p: APP_KEYS[p] for p in app_platforms(parsed)},
+        ),
         secret_versions=dict(secret_versions or {}),
     )
 

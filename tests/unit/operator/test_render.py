@@ -74,6 +74,7 @@ def test_minimal_example_renders_the_default_platform() -> None:
     assert _keys(objects) == per_service | {
         ("Secret", "hello-database"),
         ("Secret", "hello-signing-keys"),
+        ("Secret", "hello-app-keys"),
         ("ConfigMap", "hello-config"),
         ("ConfigMap", "hello-gateway-routes"),
         ("NetworkPolicy", "hello-default-deny"),
@@ -464,10 +465,11 @@ def test_signing_keys_secret_publishes_every_key() -> None:
         assert data[f"key-{key.kid}.pem"] == key.private_pem
     assert keyset_from_secret_data(data) == KEYSET
     assert keyset_from_secret_data(signing_keys_data(KeySet())) == KeySet()
-    non_generated = [o for o in objects if is_generated(o)]
-    assert {o["metadata"]["name"] for o in non_generated} == {
+    generated = [o for o in objects if is_generated(o)]
+    assert {o["metadata"]["name"] for o in generated} == {
         "hello-database",
         "hello-signing-keys",
+        "hello-app-keys",
     }
 
 
