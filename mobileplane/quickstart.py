@@ -18,6 +18,7 @@ import ipaddress
 import json
 import logging
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -42,7 +43,16 @@ from mobileplane.embedded.postgres import (
 from mobileplane.embedded.process import ServerStartError, pick_port, port_is_free
 from mobileplane.embedded.redis import EmbeddedRedis
 from mobileplane.operator.keys import KeySet, generate
+from mobileplane.operator.render.appkeys import (
+    app_keys_data,
+    app_platforms,
+    apps_status,
+    stored_keys,
+    telemetry_projects,
+)
+from mobileplane.operator.render.inputs import PlatformRef
 from mobileplane.operator.render.routes import ROUTES, RoutePolicy, route_entry
+from mobileplane.operator.spec import MobilePlatformSpec
 from mobileplane.services.gateway.service import create_gateway_app
 from mobileplane.services.gateway.settings import GatewaySettings
 from mobileplane.services.kit.migrate import upgrade
@@ -105,6 +115,36 @@ def demo_clients(scopes: Sequence[str]) -> str:
     )
 
 
+#: The demo app as a MobilePlatform would describe it: its telemetry projects and DSNs are
+#: made the operator's way (``operator/render/appkeys.py``).
+DEMO_PLATFORM = PlatformRef(name="demo", namespace="quickstart", uid="quickstart")
+DEMO_SPEC = MobilePlatformSpec.model_validate(
+    {
+        "app": {
+            "displayName": "mobileplane demo",
+            "ios": {"bundleIds": [DEMO_CLIENT_ID]},
+            "android": {"packageNames": [DEMO_CLIENT_ID]},
+            "redirectURIs": [f"{DEMO_CLIENT_ID}:/oauth2redirect"],
+        }
+    }
+)
+
+
+def demo_app_keys(data_dir: Path) -> dict[str, str]:
+    """The demo app's DSN keys by platform, made once (like the operator's Secret) and kept,
+    so a DSN built into a test app keeps working across restarts."""
+    path = data_dir / "app-keys.json"
+    if path.exists():
+        return stored_keys(json.loads(path.read_text()))
+    keys = {p: secrets.token_hex(16) for p in app_platforms(DEMO_SPEC)}
+    data_dir.mkdir(parents=True, exist_ok=True)
+    staged = path.with_suffix(".new")
+    staged.write_text(json.dumps(app_keys_data(DEMO_PLATFORM, DEMO_SPEC, keys), indent=2))
+    staged.chmod(0o600)
+    staged.replace(path)
+    return keys
+
+
 def signing_keys_dir(data_dir: Path) -> Path:
     """The quick start's signing keys, made once (like the operator's Secret) and kept, so
     tokens survive a restart."""
@@ -140,13 +180,25 @@ def gateway_routes(public_url: str, upstream: str, services: Sequence[str]) -> d
     }
 
 
-def banner(*, http_url: str, postgres_url: str, redis_url: str, data_dir: Path) -> list[str]:
+def banner(
+    *,
+    http_url: str,
+    postgres_url: str,
+    redis_url: str,
+    data_dir: Path,
+    app_keys: Mapping[str, str] | None = None,
+) -> list[str]:
     """What to print once everything is up."""
+    apps = apps_status(DEMO_PLATFORM, DEMO_SPEC, app_keys or {}, http_url)
     return [
         "",
         "mobileplane is up (every request goes through the API gateway):",
         f"  platform    {http_url}/",
         f"  sign in     {http_url}/.well-known/openid-configuration  (client {DEMO_CLIENT_ID})",
+        *(
+            f"  Sentry DSN  {app['sentryDSN']}  ({platform} builds)"
+            for platform, app in apps.items()
+        ),
         f"  API docs    {http_url}/docs",
         f"  readiness   {http_url}/readyz",
         f"  PostgreSQL  {postgres_url}",
@@ -303,6 +355,7 @@ def _serve_platform(
     internal_url = f"http://127.0.0.1:{internal_port}"
     names = [service.name for service in SERVICES]
     scopes = sorted({s for name in names for r in ROUTES.get(name, ()) for s in r.scopes})
+    app_keys = demo_app_keys(data_dir)
     # The auth service reads its settings from the environment, as in a pod; a value the user
     # exported wins.
     for key, value in {
@@ -310,6 +363,8 @@ def _serve_platform(
         "AUTH_DISPLAY_NAME": "mobileplane quick start",
         "AUTH_CLIENTS": demo_clients(scopes),
         "AUTH_SIGNING_KEYS_DIR": str(signing_keys_dir(data_dir)),
+        "TELEMETRY_PROJECTS": json.dumps(telemetry_projects(DEMO_PLATFORM, DEMO_SPEC, app_keys)),
+        "TELEMETRY_PUBLIC_URL": http_url,
     }.items():
         os.environ.setdefault(key, value)
     settings = KitSettings(
@@ -350,6 +405,7 @@ def _serve_platform(
         postgres_url=url.replace("+psycopg", ""),
         redis_url=redis.url,
         data_dir=data_dir,
+        app_keys=app_keys,
     )
 
     def ready() -> None:

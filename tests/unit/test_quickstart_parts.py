@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import socket
+import stat
 import tempfile
 from pathlib import Path
 
@@ -12,7 +13,13 @@ import pytest
 
 from mobileplane.embedded.postgres import PostgresSetupError, choose_run_as, first_blocked_dir
 from mobileplane.embedded.process import RESERVED_PORTS, RunAs, pick_port
-from mobileplane.quickstart import Progress, banner, default_data_dir, display_host
+from mobileplane.quickstart import (
+    Progress,
+    banner,
+    default_data_dir,
+    demo_app_keys,
+    display_host,
+)
 
 POSTGRES = RunAs(name="postgres", uid=101, gid=104, home="/var/lib/postgresql")
 
@@ -56,6 +63,24 @@ def test_banner_has_urls_and_next_steps() -> None:
     assert "curl http://127.0.0.1:8080/readyz" in text
     assert "mobileplane stack up" in text
     assert "Ctrl-C" in text
+
+
+def test_demo_dsns_are_made_once_and_shown(tmp_path: Path) -> None:
+    keys = demo_app_keys(tmp_path)
+    assert set(keys) == {"ios", "android"}
+    assert demo_app_keys(tmp_path) == keys  # kept across restarts
+    assert stat.S_IMODE((tmp_path / "app-keys.json").stat().st_mode) == 0o600
+    text = "\n".join(
+        banner(
+            http_url="http://127.0.0.1:8080",
+            postgres_url="postgresql://p",
+            redis_url="redis://r",
+            data_dir=tmp_path,
+            app_keys=keys,
+        )
+    )
+    assert f"Sentry DSN  http://{keys['ios']}@127.0.0.1:8080/telemetry/1  (ios builds)" in text
+    assert f"Sentry DSN  http://{keys['android']}@127.0.0.1:8080/telemetry/2  (android" in text
 
 
 def test_progress_off_a_terminal_writes_whole_lines() -> None:
