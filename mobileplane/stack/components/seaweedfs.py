@@ -21,6 +21,7 @@ credentials; the SSE-S3 key-encryption key is derived from a generated secret
 from __future__ import annotations
 
 import json
+import os
 import re
 import urllib.error
 import urllib.request
@@ -167,8 +168,11 @@ class SeaweedFS:
         data.mkdir(parents=True, exist_ok=True)
         creds = ctx.config.credentials
         s3_config = state / "s3.json"
-        s3_config.write_text(json.dumps(identities(creds.s3_access_key, creds.s3_secret_key)))
-        s3_config.chmod(0o600)
+        # Created private: it holds the secret key (never readable by others, even briefly).
+        fd = os.open(s3_config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(identities(creds.s3_access_key, creds.s3_secret_key), f)
         argv = [
             str(self._build(ctx).bin / BINARY),
             "mini",
