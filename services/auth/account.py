@@ -26,13 +26,14 @@ from mobileplane.services.auth.context import (
     redirect_to,
 )
 from mobileplane.services.auth.grants import TokenForm
+from mobileplane.services.auth.mail import MailError
 from mobileplane.services.auth.pages import message
 from mobileplane.services.auth.tokens import (
     ACCESS_TOKEN_TYPE,
     ID_TOKEN_TYPE,
 )
 from mobileplane.services.kit.db import DbSession
-from mobileplane.services.kit.errors import NotFound, Unauthorized, ValidationFailed
+from mobileplane.services.kit.errors import NotFound, Unauthorized, Unavailable, ValidationFailed
 
 
 @dataclass(frozen=True)
@@ -275,7 +276,10 @@ def account_router() -> APIRouter:
             raise NotFound("No such user")
         if user.email_verified:
             raise ValidationFailed("The email address is already verified")
-        await send_verification(request, state, db, user.id, user.email)
+        try:
+            await send_verification(request, state, db, user.id, user.email)
+        except MailError as e:
+            raise Unavailable("The email could not be sent: try again later", retry_after=60) from e
         return {"status": "sent"}
 
     @router.get("/audit", summary="The caller's recent security events")

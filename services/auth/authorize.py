@@ -5,6 +5,7 @@ account's lockout and the address's rate limit; the form is bound to the browser
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from datetime import timedelta
 from typing import Annotated
@@ -28,10 +29,12 @@ from mobileplane.services.auth.context import (
     redirect_to,
     valid_email,
 )
-from mobileplane.services.auth.mail import Email
+from mobileplane.services.auth.mail import Email, MailError
 from mobileplane.services.auth.pages import message, page
 from mobileplane.services.kit.db import DbSession
 from mobileplane.services.kit.redis import unavailable_on_error
+
+_log = logging.getLogger("mobileplane.auth")
 
 
 def _login_key(request: Request, request_id: str) -> str:
@@ -235,7 +238,11 @@ def authorize_router() -> APIRouter:
             await store.record(
                 db, "user.registered", user_id=user.id, client_id=client.client_id, ip=ip
             )
-            await send_verification(request, state, db, user.id, user.email)
+            try:
+                await send_verification(request, state, db, user.id, user.email)
+            except MailError as e:
+                # The account stands; the user asks for another link (verify-email/resend).
+                _log.warning("verification email to a new account not sent: %s", e)
             if settings.auth_require_verified_email:
                 return message(
                     name,

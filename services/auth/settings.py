@@ -57,7 +57,23 @@ class AuthSettings(KitSettings):
     auth_require_verified_email: bool = Field(
         default=False, description="Refuse password logins until the email is verified."
     )
-    auth_email_sender: str = Field(default="log", pattern=r"^(log)$")
+    auth_email_sender: str = Field(
+        default="log",
+        pattern=r"^(log|smtp)$",
+        description="log: messages only logged (development); smtp: sent (AUTH_SMTP_*).",
+    )
+    auth_email_from: str = Field(
+        default="", max_length=320, description="From header of the platform's emails."
+    )
+    auth_smtp_host: str | None = Field(default=None, max_length=253)
+    auth_smtp_port: int = Field(default=587, ge=1, le=65535)
+    auth_smtp_security: str = Field(default="starttls", pattern=r"^(starttls|tls|none)$")
+    auth_smtp_username: str | None = None
+    auth_smtp_password: str | None = Field(default=None, repr=False)
+    auth_smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    auth_smtp_ca_file: str | None = Field(
+        default=None, description="CA bundle for the SMTP server's certificate (default: system)."
+    )
     auth_upstream_providers: str = Field(
         default="[]",
         description="Upstream OpenID providers whose ID tokens sign users in: a JSON list of "
