@@ -10,6 +10,7 @@ Discovery and keys under ``/.well-known/``; everything else under ``/auth/``:
   ``/auth/end-session`` (OIDC RP-Initiated Logout).
 - ``/auth/sessions`` (a user's devices; revoke one), ``/auth/logout`` (local, global, others),
   ``/auth/verify-email``, ``/auth/audit``.
+- ``/auth/password/forgot`` and ``/auth/password/reset``: a forgotten password (``reset.py``).
 
 OAuth endpoints answer errors in RFC 6749 §5.2's shape (``error``, ``error_description``)
 because that is what OAuth client libraries parse; the account API uses the kit's shape.
@@ -24,9 +25,16 @@ from mobileplane.services.auth.authorize import authorize_router
 from mobileplane.services.auth.context import AuthState
 from mobileplane.services.auth.discovery import well_known_router
 from mobileplane.services.auth.grants import token_router
+from mobileplane.services.auth.reset import password_router
 
 __all__ = ["AuthState", "routers"]
 
 
 def routers() -> list[APIRouter]:
-    return [well_known_router(), authorize_router(), token_router(), account_router()]
+    return [
+        well_known_router(),
+        authorize_router(),
+        token_router(),
+        account_router(),
+        password_router(),
+    ]

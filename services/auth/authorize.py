@@ -41,7 +41,7 @@ def _login_key(request: Request, request_id: str) -> str:
     return str(request.app.state.keyspace.key("auth", "login-request", request_id))
 
 
-def _hash_password(state: AuthState, password: str) -> str:
+def hash_password(state: AuthState, password: str) -> str:
     return state.hasher.hash(password)
 
 
@@ -55,7 +55,7 @@ def _check_password(state: AuthState, password_hash: str | None, password: str) 
         return False
 
 
-async def _rate_limited(request: Request, state: AuthState) -> int:
+async def login_rate_limited(request: Request, state: AuthState) -> int:
     """Seconds to wait when this address has made too many login attempts this minute."""
     ip = client_ip(request) or "unknown"
     window = int(now().timestamp()) // 60
@@ -215,7 +215,7 @@ def authorize_router() -> APIRouter:
                 register_open=register,
             )
 
-        wait = await _rate_limited(request, state)
+        wait = await login_rate_limited(request, state)
         if wait:
             return again(f"Too many attempts from your network. Try again in {wait} seconds.", 429)
         moment = now()
@@ -230,7 +230,7 @@ def authorize_router() -> APIRouter:
                     422,
                     register=True,
                 )
-            password_hash = await anyio.to_thread.run_sync(_hash_password, state, password)
+            password_hash = await anyio.to_thread.run_sync(hash_password, state, password)
             try:
                 user = await store.create_user(db, email, password_hash)
             except store.EmailTaken:

@@ -30,6 +30,8 @@ ID_TOKEN_TYPE_URN = "urn:ietf:params:oauth:token-type:id_token"  # noqa: S105
 ACCESS_TOKEN_TYPE_URN = "urn:ietf:params:oauth:token-type:access_token"  # noqa: S105
 LOGIN_COOKIE = "mp_login"
 EMAIL_LINK_TTL = timedelta(days=2)
+#: A password-reset link works for an hour.
+RESET_LINK_TTL = timedelta(hours=1)
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{2,63}$")
 
 

@@ -10,7 +10,7 @@
 - ``auth_refresh_tokens`` — refresh tokens (hashed). A session's tokens form one family, a
   chain of parent → child; ``consumed_at`` is set by an atomic conditional update, so a token
   is redeemed once.
-- ``auth_email_tokens`` — email verification links (hashed).
+- ``auth_email_tokens`` — email verification and password-reset links (hashed), by purpose.
 - ``auth_audit`` — what happened: logins, failures, lockouts, refresh reuse, revocations.
 
 Every token is stored only as its SHA-256: a database leak yields no usable token.
@@ -119,6 +119,7 @@ email_tokens = Table(
     Column("email", Text, nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("used_at", DateTime(timezone=True)),
+    Column("purpose", Text, nullable=False, server_default=text("'verify'")),
 )
 
 audit = Table(

@@ -489,31 +489,50 @@ async def session_of_refresh(db: AsyncSession, token: str) -> tuple[str, str] | 
     return (row.session_id, row.client_id) if row else None
 
 
-# -- email verification -----------------------------------------------------------------------
+# -- email links: verification and password reset ---------------------------------------------
+
+VERIFY, RESET = "verify", "reset"
 
 
 async def create_email_token(
-    db: AsyncSession, user_id: str, email: str, now: datetime, ttl: timedelta
+    db: AsyncSession,
+    user_id: str,
+    email: str,
+    now: datetime,
+    ttl: timedelta,
+    purpose: str = VERIFY,
 ) -> str:
     token = new_token()
     await db.execute(
         insert(email_tokens).values(
-            token_hash=token_hash(token), user_id=user_id, email=email, expires_at=now + ttl
+            token_hash=token_hash(token),
+            user_id=user_id,
+            email=email,
+            expires_at=now + ttl,
+            purpose=purpose,
         )
     )
     return token
 
 
-async def use_email_token(db: AsyncSession, token: str, now: datetime) -> str | None:
-    """The user whose email the link verifies (once, before it expires), or ``None``."""
+def _live_token(token: str, purpose: str, now: datetime) -> Any:
+    return (
+        email_tokens.c.token_hash == token_hash(token),
+        email_tokens.c.purpose == purpose,
+        email_tokens.c.used_at.is_(None),
+        email_tokens.c.expires_at > now,
+    )
+
+
+async def _spend_email_token(
+    db: AsyncSession, token: str, purpose: str, now: datetime
+) -> User | None:
+    """Spend a link once (one conditional UPDATE: of two concurrent uses one wins); the user
+    it was made for, unless the address changed since."""
     row = (
         await db.execute(
             update(email_tokens)
-            .where(
-                email_tokens.c.token_hash == token_hash(token),
-                email_tokens.c.used_at.is_(None),
-                email_tokens.c.expires_at > now,
-            )
+            .where(*_live_token(token, purpose, now))
             .values(used_at=now)
             .returning(email_tokens.c.user_id, email_tokens.c.email)
         )
@@ -523,8 +542,48 @@ async def use_email_token(db: AsyncSession, token: str, now: datetime) -> str | 
     user = await get_user(db, row.user_id)
     if user is None or user.email.lower() != row.email.lower():
         return None  # the address changed since the link was sent
-    await mark_verified(db, row.user_id)
-    return str(row.user_id)
+    return user
+
+
+async def use_email_token(db: AsyncSession, token: str, now: datetime) -> str | None:
+    """The user whose email the link verifies (once, before it expires), or ``None``."""
+    user = await _spend_email_token(db, token, VERIFY, now)
+    if user is None:
+        return None
+    await mark_verified(db, user.id)
+    return user.id
+
+
+async def reset_token_is_live(db: AsyncSession, token: str, now: datetime) -> bool:
+    """Whether a reset link can still be used (shown before the form; not spent)."""
+    found = await db.execute(select(email_tokens.c.user_id).where(*_live_token(token, RESET, now)))
+    return found.first() is not None
+
+
+async def reset_password(
+    db: AsyncSession, token: str, password_hash: str, now: datetime
+) -> User | None:
+    """Spend a reset link and set the user's new password (clearing failures and any lock);
+    the user, or ``None`` for a used, expired or unknown link."""
+    user = await _spend_email_token(db, token, RESET, now)
+    if user is None:
+        return None
+    await db.execute(
+        update(users)
+        .where(users.c.id == user.id)
+        .values(password_hash=password_hash, failed_logins=0, locked_until=None)
+    )
+    # Every other reset link of the user is void now.
+    await db.execute(
+        update(email_tokens)
+        .where(
+            email_tokens.c.user_id == user.id,
+            email_tokens.c.purpose == RESET,
+            email_tokens.c.used_at.is_(None),
+        )
+        .values(used_at=now)
+    )
+    return user
 
 
 # -- audit ------------------------------------------------------------------------------------
