@@ -586,8 +586,46 @@ class Backups(Model):
     prefix: str = Field(default="backups/", max_length=512, description="Key prefix.")
 
 
+class Smtp(Model):
+    """The mail relay the auth service submits its emails to."""
+
+    host: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=r"^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$",
+        description="Host name of the relay (SES, SendGrid, Postmark, your own).",
+    )
+    port: int = Field(default=587, ge=1, le=65535, description="Port of the relay.")
+    security: str = Field(
+        default="starttls",
+        description="starttls (587), tls (implicit TLS, 465) or none (trusted networks only).",
+        json_schema_extra={"enum": ["starttls", "tls", "none"]},
+    )
+    credentials_secret_ref: SecretRef | None = Field(
+        default=None,
+        description="Secret with keys username and password, when the relay wants a login.",
+    )
+
+
+class Email(Model):
+    """How the auth service emails users (verification and password-reset links)."""
+
+    from_address: str = Field(
+        alias="from",
+        min_length=3,
+        max_length=320,
+        pattern=r"^[^\r\n]*@[^\r\n]*$",
+        description='The From header, e.g. "Shop <no-reply@shop.example.com>".',
+    )
+    smtp: Smtp = Field(description="The relay.")
+    require_verified: bool = Field(
+        default=False,
+        description="Refuse password sign-ins until the user has verified the address.",
+    )
+
+
 class Auth(Model):
-    """Token signing of the auth service."""
+    """Token signing of the auth service, and its email."""
 
     signing_algorithm: str = Field(
         default="ES256",
@@ -606,6 +644,11 @@ class Auth(Model):
         max_length=63,
         description="Change this value to rotate the signing key: a new key becomes active "
         "and the previous one stays published until tokens it signed have expired.",
+    )
+    email: Email | None = Field(
+        default=None,
+        description="Where verification and password-reset emails go. Unset: they are only "
+        "logged by the auth service (development), so users never receive them.",
     )
 
 

@@ -133,6 +133,14 @@ def _entries(inp: RenderInput) -> Iterator[ConfigEntry]:
     yield entry("AUTH_SIGNING_ALGORITHM", spec.auth.signing_algorithm, "auth")
     yield entry("AUTH_ACCESS_TOKEN_TTL_SECONDS", str(spec.auth.access_token_ttl_seconds), "auth")
     yield entry("AUTH_SIGNING_KEYS_DIR", SIGNING_KEYS_DIR, "auth")
+    email = spec.auth.email
+    yield entry("AUTH_EMAIL_SENDER", "smtp" if email else "log", "auth")
+    if email:
+        yield entry("AUTH_EMAIL_FROM", email.from_address, "auth")
+        yield entry("AUTH_SMTP_HOST", email.smtp.host, "auth")
+        yield entry("AUTH_SMTP_PORT", str(email.smtp.port), "auth")
+        yield entry("AUTH_SMTP_SECURITY", email.smtp.security, "auth")
+        yield entry("AUTH_REQUIRE_VERIFIED_EMAIL", _bool(email.require_verified), "auth")
     if ios and ios.team_id:
         # apple-app-site-association lists "<team id>.<bundle id>" for universal links.
         app_ids = [f"{ios.team_id}.{b}" for b in ios.bundle_ids]

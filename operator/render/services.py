@@ -106,6 +106,11 @@ def _env(inp: RenderInput, service: str) -> list[dict[str, Any]]:
         media = spec.media.credentials_secret_ref.name
         env.append(env_secret("AWS_ACCESS_KEY_ID", media, "accessKeyId"))
         env.append(env_secret("AWS_SECRET_ACCESS_KEY", media, "secretAccessKey"))
+    smtp = spec.auth.email.smtp if spec.auth.email else None
+    if service == "auth" and smtp and smtp.credentials_secret_ref:
+        login = smtp.credentials_secret_ref.name
+        env.append(env_secret("AUTH_SMTP_USERNAME", login, "username"))
+        env.append(env_secret("AUTH_SMTP_PASSWORD", login, "password"))
     if service == "telemetry":
         # The apps' projects and DSN keys, created or updated at startup.
         env.append(

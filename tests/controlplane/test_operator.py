@@ -198,6 +198,7 @@ def _external(
         },
     )
     _secret(kube_api, namespace, "shop-redis", {"url": stack.redis_url})
+    _secret(kube_api, namespace, "shop-smtp", {"username": "relay", "password": "relay-pw"})
     obj = _example("complete.yaml")
     obj["spec"]["database"]["name"] = dbname
     obj["spec"]["database"]["deletionPolicy"] = policy

@@ -28,6 +28,11 @@ PUSH = {
         "topic": "com.example.hello",
     }
 }
+EMAIL = {
+    "from": "Hello <no-reply@hello.example.com>",
+    "smtp": {"host": "smtp.example.com", "credentialsSecretRef": {"name": "relay"}},
+}
+
 #: Notifications and analytics are not shipped yet (the CRD refuses to enable them), but the
 #: renderer handles them for the version that does: the hash tests turn them on.
 UNSHIPPED_ON = {f"services.{s}.enabled": True for s in UNSHIPPED_SERVICES}
@@ -65,6 +70,7 @@ ALL_BUT_SYNC = set(SERVICE_NAMES) - {"sync"}
         ),
         pytest.param({"push.apns.environment": "sandbox"}, {"notifications"}, id="apns"),
         pytest.param({"backups.enabled": True}, set(), id="backups-roll-no-service"),
+        pytest.param({"auth.email": EMAIL}, {"auth"}, id="email-relay"),
         pytest.param({"services.auth.replicas": 3}, set(), id="replicas-are-not-config"),
         pytest.param({"services.auth.image": "other:1"}, set(), id="image-rolls-by-itself"),
         pytest.param({"gateway.host": "api.example.com"}, set(SERVICE_NAMES), id="public-url"),
@@ -283,3 +289,47 @@ def test_an_invalid_sync_data_model_is_refused_with_where(
 ) -> None:
     with pytest.raises(ValueError, match=f"invalid sync data model: .*{message}"):
         MobilePlatformSpec.model_validate(with_changes(MINIMAL, {"sync": {"dataModel": model}}))
+
+
+@pytest.mark.parametrize(
+    ("email", "expected"),
+    [
+        pytest.param(None, {"AUTH_EMAIL_SENDER": "log"}, id="unset-logs-only"),
+        pytest.param(
+            EMAIL,
+            {
+                "AUTH_EMAIL_SENDER": "smtp",
+                "AUTH_EMAIL_FROM": "Hello <no-reply@hello.example.com>",
+                "AUTH_SMTP_HOST": "smtp.example.com",
+                "AUTH_SMTP_PORT": "587",
+                "AUTH_SMTP_SECURITY": "starttls",
+                "AUTH_REQUIRE_VERIFIED_EMAIL": "false",
+            },
+            id="relay",
+        ),
+    ],
+)
+def test_the_auth_service_gets_its_mail_relay(
+    monkeypatch: pytest.MonkeyPatch, email: dict[str, Any] | None, expected: dict[str, str]
+) -> None:
+    """The rendered settings are the ones the auth service reads, and they load."""
+    from mobileplane.services.auth.settings import AuthSettings
+
+    inp = make_input(with_changes(MINIMAL, {"auth.email": email}))
+    config = consumed_config(inp, "auth")
+    assert {k: v for k, v in config.items() if "EMAIL" in k or "SMTP" in k} == expected
+    deployment = find(render(inp), "Deployment", "hello-auth")
+    assert deployment is not None
+    env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    if email:
+        assert env["AUTH_SMTP_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+            "name": "relay",
+            "key": "password",
+        }
+    else:
+        assert "AUTH_SMTP_PASSWORD" not in env
+    for key, value in {**config, "DATABASE_URL": "postgresql+psycopg://u:p@h/d"}.items():
+        monkeypatch.setenv(key, value)
+    loaded = AuthSettings()
+    assert loaded.auth_email_sender == expected["AUTH_EMAIL_SENDER"]
+    assert loaded.auth_smtp_host == expected.get("AUTH_SMTP_HOST")
