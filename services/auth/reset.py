@@ -6,11 +6,12 @@
   response, so the answer takes as long either way. Posting is rate-limited per address like
   sign-in attempts. A relay that fails is logged, not shown.
 - ``GET /auth/password/reset?token=`` shows the new-password form without spending the link
-  (mail scanners open links); ``POST`` (``token``, ``password``, ``confirm``) checks the
-  password policy, spends the link (once: one conditional UPDATE), sets the new argon2id hash,
-  clears failed attempts and any lock, voids the user's other reset links, and signs every
-  device out — sessions revoked and announced to the gateway before the commit, as a
-  sign-out is. Audit event ``password.reset``.
+  (mail scanners open links); ``POST`` (``token``, ``password``, ``confirm``; rate-limited
+  like sign-in, and hashing only for a live link) checks the password policy, spends the
+  link (once: one conditional UPDATE), sets the new argon2id hash, clears failed attempts
+  and any lock, voids the user's other reset links, and signs every device out — sessions
+  revoked and announced to the gateway before the commit, as a sign-out is. Audit event
+  ``password.reset``.
 """
 
 from __future__ import annotations
@@ -139,6 +140,14 @@ def password_router() -> APIRouter:
         confirm: Annotated[str, Form(max_length=1024)] = "",
     ) -> HTMLResponse:
         settings = state.settings
+        wait = await login_rate_limited(request, state)
+        if wait:
+            return message(
+                settings.auth_display_name, "Too many attempts", f"Try again in {wait} s.", 429
+            )
+        # A cheap look first: hashing (argon2id, deliberately slow) only for a live link.
+        if not token or not await store.reset_token_is_live(db, token, now()):
+            return _expired(state)
         if len(password) < settings.auth_min_password_length:
             error = f"Choose a password of at least {settings.auth_min_password_length} characters."
             return _form(state, 422, step="reset", token=token, error=error)
