@@ -244,7 +244,7 @@ async def _bucket(
     events = []
     if info.created:
         events.append(("Normal", "BucketProvisioned", f"bucket {media.bucket} created"))
-    note = f"; not applied: {'; '.join(info.notes)}" if info.unsupported else ""
+    note = f"{NOT_APPLIED}{'; '.join(info.notes)}" if info.unsupported else ""
     return Observation("BucketReady", TRUE, "Provisioned", f"bucket {media.bucket}{note}"), events
 
 
@@ -354,6 +354,25 @@ def _services_status(
             for s in enabled
         },
     }
+
+
+#: What BucketReady's message says after the bucket name when the server lacks a setting.
+NOT_APPLIED = "; not applied: "
+
+
+def bucket_settings_events(
+    previous: list[dict[str, Any]], bucket: Observation
+) -> list[tuple[str, str, str]]:
+    """A Warning when the bucket's server does not implement a setting it should have
+    (encryption, public-access block, lifecycle) — once, when that first shows or changes,
+    not at every reconciliation."""
+    _, found, missing = bucket.message.partition(NOT_APPLIED)
+    if bucket.status != TRUE or not found:
+        return []
+    before = next((c.get("message", "") for c in previous if c.get("type") == "BucketReady"), "")
+    if before == bucket.message:
+        return []
+    return [("Warning", "BucketSettingsNotApplied", f"the S3 server lacks: {missing}")]
 
 
 def _ready_events(
@@ -478,6 +497,7 @@ async def reconcile(deps: Deps, body: Mapping[str, Any]) -> Outcome:
     observations = [db_obs, cache_obs, bucket_obs, cond.services_observation(enabled, by_component)]
     conditions = cond.merge(previous, [*observations, cond.ready(observations)], generation, now)
     events += _ready_events(previous, conditions)
+    events += bucket_settings_events(previous, bucket_obs)
     status = {
         "observedGeneration": generation,
         "conditions": conditions,

@@ -311,6 +311,16 @@ def test_retain_policy_keeps_database_and_bucket(
     assert bucket_ready is not None
     assert bucket_ready["message"].startswith(f"bucket {bucket}; not applied: encryption: ")
     assert "PutPublicAccessBlock answered NotImplemented" in bucket_ready["message"]
+    warnings = eventually(
+        lambda: [
+            e
+            for e in k8s.CoreV1Api(kube_api).list_namespaced_event(k8s_namespace).items
+            if e.involved_object.name == "shop" and e.reason == "BucketSettingsNotApplied"
+        ],
+        30,
+        "a Warning event naming the settings the server lacks",
+    )
+    assert warnings[0].type == "Warning" and "encryption" in warnings[0].message
     _delete_and_wait(kube_api, k8s_namespace, "shop")
     try:
         with psycopg.connect(stack.database_url) as conn:
