@@ -464,8 +464,10 @@ async def reconcile(deps: Deps, body: Mapping[str, Any]) -> Outcome:
             elif child["kind"] == "Secret" and child_name_ == app_keys_name:
                 data = app_keys_data(platform, spec, app_keys)
                 if app_keys_secret is None:
-                    await deps.kube.create_if_absent(child)
-                elif data != dict(app_keys_secret):
+                    if not await deps.kube.create_if_absent(child):
+                        # Made meanwhile: the stored keys win (the status shows them).
+                        app_keys = stored_keys(await deps.kube.read_secret(ns, app_keys_name))
+                elif any(app_keys_secret.get(k) != v for k, v in data.items()):
                     await deps.kube.update_secret_data(ns, child_name_, data)
             elif child["kind"] == "Secret" and child_name_ == db_secret_name:
                 if target is not None:
