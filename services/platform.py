@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 
 from mobileplane import __version__
+from mobileplane.services.analytics.service import SERVICE as ANALYTICS
 from mobileplane.services.appconfig.service import SERVICE as APPCONFIG
 from mobileplane.services.auth.service import SERVICE as AUTH
 from mobileplane.services.content.service import SERVICE as CONTENT
@@ -51,6 +52,7 @@ SERVICES: tuple[ServiceDefinition, ...] = (
     PROFILES,
     TELEMETRY,
     APPCONFIG,
+    ANALYTICS,
 )
 
 

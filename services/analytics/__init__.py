@@ -1,0 +1,1 @@
+"""Product analytics: events from the Segment SDKs (HTTP Tracking API), counts and profiles."""
