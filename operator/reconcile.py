@@ -43,6 +43,7 @@ from mobileplane.operator.render.appkeys import (
     apps_status,
     missing_platforms,
     stored_keys,
+    stored_write_keys,
 )
 from mobileplane.operator.render.names import MANAGED_BY
 from mobileplane.operator.render.secrets import (
@@ -438,9 +439,13 @@ async def reconcile(deps: Deps, body: Mapping[str, Any]) -> Outcome:
         # DSN keys: made once per app platform, kept forever (they are compiled into apps).
         app_keys_secret = await deps.kube.read_secret(ns, app_keys_name)
         app_keys = stored_keys(app_keys_secret)
+        write_keys = stored_write_keys(app_keys_secret)
         for added in missing_platforms(spec, app_keys):
             app_keys[added] = secrets.token_hex(16)
             events.append(("Normal", "TelemetryProjectCreated", f"{name}-{added}"))
+        for added in missing_platforms(spec, write_keys):
+            write_keys[added] = secrets.token_urlsafe(24)
+            events.append(("Normal", "AnalyticsSourceCreated", f"{name}-{added}"))
 
         inp = RenderInput(
             platform=platform,
@@ -449,7 +454,10 @@ async def reconcile(deps: Deps, body: Mapping[str, Any]) -> Outcome:
             # services start and report not-ready, and the database Secret waits.
             database=target or DatabaseTarget(host="", port=5432, name="", role=""),
             generated=GeneratedMaterial(
-                db_password=password, signing_keys=keyset, app_keys=app_keys
+                db_password=password,
+                signing_keys=keyset,
+                app_keys=app_keys,
+                write_keys=write_keys,
             ),
             controller_namespace=deps.controller_namespace,
         )
@@ -462,11 +470,12 @@ async def reconcile(deps: Deps, body: Mapping[str, Any]) -> Outcome:
                 elif keys_changed:
                     await deps.kube.update_secret_data(ns, child_name_, signing_keys_data(keyset))
             elif child["kind"] == "Secret" and child_name_ == app_keys_name:
-                data = app_keys_data(platform, spec, app_keys)
+                data = app_keys_data(platform, spec, app_keys, write_keys)
                 if app_keys_secret is None:
                     if not await deps.kube.create_if_absent(child):
                         # Made meanwhile: the stored keys win (the status shows them).
-                        app_keys = stored_keys(await deps.kube.read_secret(ns, app_keys_name))
+                        stored = await deps.kube.read_secret(ns, app_keys_name)
+                        app_keys, write_keys = stored_keys(stored), stored_write_keys(stored)
                 elif any(app_keys_secret.get(k) != v for k, v in data.items()):
                     await deps.kube.update_secret_data(ns, child_name_, data)
             elif child["kind"] == "Secret" and child_name_ == db_secret_name:
@@ -514,6 +523,12 @@ async def reconcile(deps: Deps, body: Mapping[str, Any]) -> Outcome:
             "publishedKids": [k.kid for k in keyset.keys],
             "rotation": keyset.rotation,
         },
-        "apps": apps_status(platform, spec, app_keys, gateway_url(inp)),
+        "apps": apps_status(
+            platform,
+            spec,
+            app_keys,
+            gateway_url(inp),
+            write_keys if spec.services.analytics.enabled else None,
+        ),
     }
     return Outcome(status=status, events=events, retry_after=retry.delay)

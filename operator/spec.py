@@ -35,7 +35,7 @@ SERVICE_NAMES = (
 
 #: Services of the design that this version does not ship (no ``mobileplane serve`` command):
 #: the CRD keeps their place in the spec but refuses to enable them.
-UNSHIPPED_SERVICES = ("notifications", "analytics")
+UNSHIPPED_SERVICES = ("notifications",)
 
 BUNDLE_ID = r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"
 ANDROID_PACKAGE = r"^[a-zA-Z][a-zA-Z0-9_]*(\.[a-zA-Z][a-zA-Z0-9_]*)+$"
@@ -260,10 +260,7 @@ class Services(Model):
         UnshippedServiceSpec,
     )
     telemetry: ServiceSpec = _service("Crash and performance telemetry (Sentry protocol).")
-    analytics: UnshippedServiceSpec = _service(
-        "Product analytics, Segment spec (not shipped yet: stays disabled).",
-        UnshippedServiceSpec,
-    )
+    analytics: ServiceSpec = _service("Product analytics (the Segment HTTP Tracking API).")
     appconfig: ServiceSpec = _service(
         "App config that installed apps read: latest and minimum versions, halted versions, "
         "kill switches (the release controller writes it)."
@@ -764,6 +761,11 @@ class AppStatus(Model):
         alias="sentryDSN",
         description="The DSN to give the Sentry SDK in this platform's builds (public; it "
         "never changes).",
+    )
+    analytics_write_key: str | None = Field(
+        default=None,
+        description="The write key to give the Segment SDK in this platform's builds, with "
+        "<gatewayURL>/analytics as its API host (public; it never changes).",
     )
 
 

@@ -25,7 +25,7 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from mobileplane.operator.render.appkeys import telemetry_projects
+from mobileplane.operator.render.appkeys import analytics_sources, telemetry_projects
 from mobileplane.operator.render.config import consumed_config
 from mobileplane.operator.render.inputs import RenderInput
 from mobileplane.operator.render.names import child_name
@@ -78,9 +78,14 @@ def config_hash(inp: RenderInput, component: str, pod_spec: Mapping[str, Any]) -
     if app_keys_secret_name(inp.platform) in secrets:
         # The projects are read at startup: new ones (a platform added) roll telemetry. Their
         # digest, not the keys (the annotation is readable by more people than the Secret).
-        projects = telemetry_projects(inp.platform, inp.spec, inp.generated.app_keys)
-        canonical_projects = json.dumps(projects, sort_keys=True).encode()
-        payload["appKeys"] = hashlib.sha256(canonical_projects).hexdigest()
+        # Each reader only its part: a new analytics source does not roll telemetry.
+        part: Any = (
+            analytics_sources(inp.platform, inp.spec, inp.generated.write_keys)
+            if component == "analytics"
+            else telemetry_projects(inp.platform, inp.spec, inp.generated.app_keys)
+        )
+        canonical_part = json.dumps(part, sort_keys=True).encode()
+        payload["appKeys"] = hashlib.sha256(canonical_part).hexdigest()
     if signing_keys_secret_name(inp.platform) in secrets:
         keyset = inp.generated.signing_keys
         payload["signingKeys"] = {

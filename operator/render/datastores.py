@@ -12,7 +12,7 @@ instance each, no replication, no failover. In mode External neither is rendered
   a non-empty directory and a fresh volume may hold ``lost+found``. The claim follows
   ``spec.database.deletionPolicy``: Delete removes it with the StatefulSet, Retain keeps it.
 - **Redis** — a one-replica Deployment and Service ``<name>-redis``. Redis also carries queues
-  (analytics ingest uses Streams), so append-only persistence is on, into an ``emptyDir``:
+  (the profiles outbox relays to a Stream), so append-only persistence is on, into an ``emptyDir``:
   it survives a container restart (the common failure), not a pod's rescheduling. The
   Deployment recreates rather than surges, so two Redis never share the name.
 """

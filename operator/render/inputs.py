@@ -66,6 +66,8 @@ class GeneratedMaterial:
     #: The telemetry DSN public keys by app platform (``ios``, ``android``), see
     #: :mod:`.appkeys`; a platform without one gets no telemetry project.
     app_keys: Mapping[str, str] = field(default_factory=dict)
+    #: The analytics write keys by app platform.
+    write_keys: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

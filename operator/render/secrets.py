@@ -141,7 +141,7 @@ def signing_keys_secret(inp: RenderInput) -> dict[str, Any]:
 
 def app_keys_secret(inp: RenderInput) -> dict[str, Any]:
     """Secret ``<name>-app-keys``, read by the telemetry service."""
-    data = app_keys_data(inp.platform, inp.spec, inp.generated.app_keys)
+    data = app_keys_data(inp.platform, inp.spec, inp.generated.app_keys, inp.generated.write_keys)
     return _generated_secret(inp, app_keys_secret_name(inp.platform), "telemetry", data)
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mobileplane.operator.render.appkeys import PROJECTS_KEY
+from mobileplane.operator.render.appkeys import PROJECTS_KEY, SOURCES_KEY
 from mobileplane.operator.render.config import (
     APNS_KEY_DIR,
     FCM_CREDENTIALS_DIR,
@@ -111,6 +111,9 @@ def _env(inp: RenderInput, service: str) -> list[dict[str, Any]]:
         login = smtp.credentials_secret_ref.name
         env.append(env_secret("AUTH_SMTP_USERNAME", login, "username"))
         env.append(env_secret("AUTH_SMTP_PASSWORD", login, "password"))
+    if service == "analytics":
+        # The apps' sources and write keys, created or updated at startup.
+        env.append(env_secret("ANALYTICS_SOURCES", app_keys_secret_name(inp.platform), SOURCES_KEY))
     if service == "telemetry":
         # The apps' projects and DSN keys, created or updated at startup.
         env.append(

@@ -87,12 +87,6 @@ INVALID = [
         id="unshipped-notifications",
     ),
     pytest.param(
-        "services.analytics.enabled",
-        True,
-        "does not ship the analytics service yet",
-        id="unshipped-analytics",
-    ),
-    pytest.param(
         "services.auth.autoscaling",
         {"enabled": True, "minReplicas": 4, "maxReplicas": 2},
         "maxReplicas must be at least minReplicas",

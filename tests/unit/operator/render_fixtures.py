@@ -72,6 +72,8 @@ def with_changes(spec: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[st
 
 #: Fixed telemetry DSN keys, as the operator would have generated them.
 APP_KEYS = {"ios": "1a" * 16, "android": "2b" * 16}
+#: Fixed analytics write keys.
+WRITE_KEYS = {"ios": "wk-ios-" + "3c" * 12, "android": "wk-android-" + "4d" * 12}
 
 
 def make_input(
@@ -102,6 +104,7 @@ def make_input(
             db_password=DB_PASSWORD,
             signing_keys=keyset,
             app_keys={p: APP_KEYS[p] for p in app_platforms(parsed)},
+            write_keys={p: WRITE_KEYS[p] for p in app_platforms(parsed)},
         ),
         secret_versions=dict(secret_versions or {}),
     )

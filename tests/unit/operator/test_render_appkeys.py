@@ -11,12 +11,14 @@ from render_fixtures import MINIMAL, make_input, with_changes
 from mobileplane.operator.render import CONFIG_HASH_ANNOTATION, render
 from mobileplane.operator.render.appkeys import (
     PROJECTS_KEY,
+    SOURCES_KEY,
     app_keys_data,
     app_platforms,
     apps_status,
     dsn,
     missing_platforms,
     stored_keys,
+    stored_write_keys,
     telemetry_projects,
 )
 from mobileplane.operator.render.inputs import PlatformRef
@@ -146,3 +148,31 @@ def test_the_hash_does_not_carry_the_keys() -> None:
         annotations = obj.get("spec", {}).get("template", {}).get("metadata", {}).get("annotations")
         for key in inp.generated.app_keys.values():
             assert key not in json.dumps(annotations or {})
+
+
+def test_analytics_sources_and_write_keys() -> None:
+    keys, write = {"ios": "k1", "android": "k2"}, {"ios": "w" * 20}
+    data = app_keys_data(REF, spec(BOTH), keys, write)
+    assert stored_write_keys(data) == write
+    assert json.loads(data[SOURCES_KEY]) == [
+        {"slug": "shop-ios", "name": "Hello (iOS)", "write_keys": ["w" * 20]}
+    ]
+    status = apps_status(REF, spec(BOTH), keys, "https://api.example.com", write)
+    assert status["ios"]["analyticsWriteKey"] == "w" * 20
+    assert "analyticsWriteKey" not in status["android"]
+
+
+def test_a_new_write_key_rolls_analytics_only() -> None:
+    def hashes(write: dict[str, str]) -> dict[str, str]:
+        inp = make_input(BOTH)
+        inp = replace(inp, generated=replace(inp.generated, write_keys=write))
+        return {
+            o["metadata"]["labels"]["app.kubernetes.io/component"]: o["spec"]["template"][
+                "metadata"
+            ]["annotations"][CONFIG_HASH_ANNOTATION]
+            for o in render(inp)
+            if o["kind"] == "Deployment" and o["metadata"]["name"] != "hello-redis"
+        }
+
+    before, after = hashes({"ios": "w" * 20}), hashes({"ios": "w" * 20, "android": "v" * 20})
+    assert {s for s in after if after[s] != before[s]} == {"analytics"}

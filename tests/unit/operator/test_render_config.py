@@ -228,9 +228,9 @@ def test_route_table_of_the_complete_example() -> None:
 @pytest.mark.parametrize(
     ("disabled", "prefixes"),
     [
-        pytest.param([], 7, id="all-shipped"),
-        pytest.param(["auth"], 5, id="no-auth-no-discovery"),
-        pytest.param(["profiles", "content", "sync"], 4, id="three-off"),
+        pytest.param([], 8, id="all-shipped"),
+        pytest.param(["auth"], 6, id="no-auth-no-discovery"),
+        pytest.param(["profiles", "content", "sync"], 5, id="three-off"),
     ],
 )
 def test_route_table_lists_only_enabled_services(disabled: list[str], prefixes: int) -> None:
