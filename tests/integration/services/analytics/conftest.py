@@ -4,7 +4,6 @@ Segment SDK); and a psycopg helper to read what was stored."""
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -14,26 +13,11 @@ import psycopg
 import pytest
 from fastapi import FastAPI
 from psycopg.rows import dict_row
+from support.analytics import SOURCES, Query, kit_settings
 from support.uvicorn_server import ServerHandle
 
 from mobileplane.services.analytics.service import SERVICE
-from mobileplane.services.kit.identity import Identity, identity_headers
 from mobileplane.services.kit.mount import create_service_app
-from mobileplane.services.kit.settings import KitSettings
-
-IOS_KEY = "iosWriteKey0000000000000000000001"
-ANDROID_KEY = "androidWriteKey00000000000000001"
-SOURCES = [
-    {"slug": "ios", "name": "iOS app", "write_keys": [IOS_KEY]},
-    {"slug": "android", "write_keys": [ANDROID_KEY]},
-]
-ADMIN = identity_headers(Identity("ops", frozenset({"analytics:admin"})))
-READER = identity_headers(Identity("dashboard", frozenset({"analytics:read"})))
-
-
-def basic(key: str) -> dict[str, str]:
-    """What the SDKs send: Basic auth, the write key as user name, no password."""
-    return {"authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
 
 
 @pytest.fixture
@@ -46,12 +30,6 @@ def analytics_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env
-
-
-def kit_settings(database_url: str, redis_url: str, redis_prefix: str) -> KitSettings:
-    return KitSettings(
-        database_url=database_url, redis_url=redis_url, redis_prefix=redis_prefix, log_format="text"
-    )
 
 
 @pytest.fixture
@@ -101,9 +79,6 @@ def make_server(
 @pytest.fixture
 def analytics_url(make_server: Callable[..., ServerHandle]) -> str:
     return make_server().url
-
-
-Query = Callable[..., list[dict[str, Any]]]
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ADMIN, IOS_KEY, READER, Query, basic
 from fastapi import FastAPI
+from support.analytics import ADMIN, IOS_KEY, READER, Query, basic, kit_settings
 
 from mobileplane.services.analytics.service import purge_once
 from mobileplane.services.kit.identity import Identity, identity_headers
@@ -185,7 +185,6 @@ async def test_the_purge_loop_runs_and_stops_at_shutdown(
     redis_prefix: str,
     query: Query,
 ) -> None:
-    from conftest import kit_settings
 
     from mobileplane.services.analytics.service import SERVICE
     from mobileplane.services.kit.mount import create_service_app

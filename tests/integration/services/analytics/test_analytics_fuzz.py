@@ -5,7 +5,7 @@ uvicorn, and no answer may be a 5xx."""
 from __future__ import annotations
 
 import pytest
-from conftest import IOS_KEY, basic
+from support.analytics import IOS_KEY, basic
 from support.fuzz import fuzz_service
 
 from mobileplane.services.kit.identity import Identity, identity_headers

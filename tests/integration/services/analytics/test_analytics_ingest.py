@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ADMIN, ANDROID_KEY, IOS_KEY, Query, basic
+from support.analytics import ADMIN, ANDROID_KEY, IOS_KEY, Query, basic
 
 pytestmark = pytest.mark.integration
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ANDROID_KEY, IOS_KEY, Query, basic
 from fastapi import FastAPI
+from support.analytics import ANDROID_KEY, IOS_KEY, Query, basic
 
 from mobileplane.services.analytics.privacy import AnalyticsSubjectData
 from mobileplane.services.kit.privacy import erase_subject, export_subject

@@ -11,9 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ANDROID_KEY, IOS_KEY, READER, Query
 from segment.analytics.client import Client
 from starlette.types import ASGIApp, Receive, Scope, Send
+from support.analytics import ANDROID_KEY, IOS_KEY, READER, Query
 from support.uvicorn_server import ServerHandle
 
 pytestmark = pytest.mark.integration
