@@ -142,7 +142,7 @@ def router() -> APIRouter:
         key = await store.revoke_key(session, source["id"], write_key, datetime.now(UTC))
         if key is None:
             raise NotFound("no such write key in this source", code="write_key_not_found")
-        state.keys.pop(write_key, None)  # this replica stops accepting it at once
+        state.keys.pop(write_key)  # this replica stops accepting it at once
         return _key_json(key)
 
     # -- queries ------------------------------------------------------------------------

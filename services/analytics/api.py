@@ -18,7 +18,6 @@ batch (it retries only 5xx, 429 and network errors), losing the valid messages w
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -47,11 +46,10 @@ from mobileplane.services.analytics.spec import (
 )
 from mobileplane.services.kit.db import DbSession
 from mobileplane.services.kit.errors import BadRequest, ServiceError, Unauthorized
+from mobileplane.services.kit.expiring import ExpiringCache
 
 log = logging.getLogger("mobileplane.analytics")
 
-#: Most write keys one replica remembers; a flood of made-up keys cannot grow it further.
-KEY_CACHE_SIZE = 10_000
 BASIC = {"www-authenticate": 'Basic realm="analytics"'}
 
 
@@ -69,20 +67,12 @@ class UnsupportedMediaType(ServiceError):
 class AnalyticsState:
     settings: AnalyticsSettings
     # write key -> (expiry on the monotonic clock, the key or None if unknown)
-    keys: dict[str, tuple[float, store.KeyInfo | None]] = field(default_factory=dict)
+    keys: ExpiringCache[store.KeyInfo | None] = field(default_factory=ExpiringCache)
 
     async def lookup_key(self, session: AsyncSession, key: str) -> store.KeyInfo | None:
-        ttl = self.settings.analytics_key_cache_seconds
-        now = time.monotonic()
-        cached = self.keys.get(key)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        info = await store.lookup_key(session, key)
-        if ttl > 0:
-            if len(self.keys) >= KEY_CACHE_SIZE:
-                self.keys.clear()
-            self.keys[key] = (now + ttl, info)
-        return info
+        return await self.keys.get_or_load(
+            key, self.settings.analytics_key_cache_seconds, lambda: store.lookup_key(session, key)
+        )
 
 
 def get_state(request: Request) -> AnalyticsState:

@@ -31,6 +31,7 @@ from mobileplane.services.kit.errors import (
     ServiceError,
     Unauthorized,
 )
+from mobileplane.services.kit.expiring import ExpiringCache
 from mobileplane.services.kit.redis import KeySpace, Redis, get_redis
 from mobileplane.services.telemetry import limiter, store
 from mobileplane.services.telemetry import models as m
@@ -62,30 +63,18 @@ class UnsupportedMediaType(ServiceError):
     code = "unsupported_media_type"
 
 
-#: Most DSN keys one replica remembers; a flood of made-up keys cannot grow it further.
-KEY_CACHE_SIZE = 10_000
-
-
 @dataclass
 class TelemetryState:
     settings: TelemetrySettings
     artifacts: Artifacts | None
     # public key -> (expiry on the monotonic clock, the key or None if unknown). Saves one
     # query per envelope; TELEMETRY_KEY_CACHE_SECONDS bounds how stale it can be.
-    keys: dict[str, tuple[float, store.KeyInfo | None]] = field(default_factory=dict)
+    keys: ExpiringCache[store.KeyInfo | None] = field(default_factory=ExpiringCache)
 
     async def lookup_key(self, session: AsyncSession, key: str) -> store.KeyInfo | None:
-        ttl = self.settings.telemetry_key_cache_seconds
-        now = time.monotonic()
-        cached = self.keys.get(key)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        info = await store.lookup_key(session, key)
-        if ttl > 0:
-            if len(self.keys) >= KEY_CACHE_SIZE:
-                self.keys.clear()
-            self.keys[key] = (now + ttl, info)
-        return info
+        return await self.keys.get_or_load(
+            key, self.settings.telemetry_key_cache_seconds, lambda: store.lookup_key(session, key)
+        )
 
 
 def get_state(request: Request) -> TelemetryState:
