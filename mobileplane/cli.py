@@ -2,7 +2,9 @@
 
 ``mobileplane up`` runs the platform on an embedded default (no cluster, no root).
 ``mobileplane serve <service>`` and ``mobileplane migrate`` are what the operator's pods run.
+``mobileplane operator`` and ``mobileplane release controller`` are what the chart's pods run.
 ``mobileplane stack up|down|status|env`` manages the real components tests run against.
+``mobileplane image build`` builds the container image without a Docker daemon.
 Errors are printed with what to do next, and exit non-zero; no tracebacks for expected
 failures.
 """
@@ -14,13 +16,16 @@ import sys
 import webbrowser
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
 from mobileplane import __version__
 from mobileplane.stack.config import ConfigError
 from mobileplane.stack.errors import StackError
+
+if TYPE_CHECKING:
+    from mobileplane.image import builder as image_builder
 
 T = TypeVar("T")
 
@@ -237,15 +242,103 @@ _control_command("resume", "Continue a paused or halted release.")
 _control_command("abort", "Halt the release: flags off, store halted, app-config marks it.")
 
 
-@release.command("controller")
-@click.option("--namespace", "namespaces", multiple=True, help="Watch only these (default: all).")
-def release_controller(namespaces: tuple[str, ...]) -> None:
-    """Run the release controller (kopf) in the foreground."""
+_NAMESPACES = click.option(
+    "--namespace", "namespaces", multiple=True, help="Watch only these (default: all)."
+)
+_LIVENESS = click.option(
+    "--liveness",
+    metavar="URL",
+    help="Serve kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz (the chart's).",
+)
+
+
+def _run_kopf(module: str, namespaces: tuple[str, ...], liveness: str | None) -> None:
+    """Become ``kopf run`` for one of our handler modules (pid 1 in a pod gets the signals)."""
     import os
 
     scope = [a for n in namespaces for a in ("--namespace", n)] or ["--all-namespaces"]
-    args = [sys.executable, "-m", "kopf", "run", *scope, "-m", "mobileplane.rollout.controller"]
+    probe = [f"--liveness={liveness}"] if liveness else []
+    args = [sys.executable, "-m", "kopf", "run", *scope, *probe, "-m", module]
     os.execv(sys.executable, args)  # noqa: S606 - becomes kopf; the arguments are ours
+
+
+@release.command("controller")
+@_NAMESPACES
+@_LIVENESS
+def release_controller(namespaces: tuple[str, ...], liveness: str | None) -> None:
+    """Run the release controller (kopf) in the foreground."""
+    _run_kopf("mobileplane.rollout.controller", namespaces, liveness)
+
+
+@main.command("operator")
+@_NAMESPACES
+@_LIVENESS
+def operator_command(namespaces: tuple[str, ...], liveness: str | None) -> None:
+    """Run the MobilePlatform operator (kopf) in the foreground (what the chart's pod runs)."""
+    _run_kopf("mobileplane.operator.handlers", namespaces, liveness)
+
+
+# -- image: the container image, built without a Docker daemon ---------------------------------
+
+
+@main.group()
+def image() -> None:
+    """The mobileplane container image (the repository's Dockerfile)."""
+
+
+@image.command("build")
+@click.option("--rebuild", is_flag=True, help="Build the image again, ignoring every cache.")
+@click.option("--refresh-base", is_flag=True, help="Make the Debian base again (new updates).")
+@click.option("--quiet", is_flag=True, help="Print nothing but errors and the result.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def image_build(rebuild: bool, refresh_base: bool, quiet: bool, as_json: bool) -> None:
+    """Build the image with buildah on a Debian base (cached; root; no daemon, no registry).
+
+    The result is a docker-archive that `ctr -n k8s.io images import` (or `podman load`)
+    takes, tagged ghcr.io/mobileplane/mobileplane:<version> and :content-<key>.
+    """
+    from mobileplane.image import builder
+    from mobileplane.stack.progress import Progress
+
+    repo = Path.cwd()
+    if not (repo / "Dockerfile").is_file():
+        click.echo("error: run it from the repository's root (where the Dockerfile is)", err=True)
+        sys.exit(2)
+    built = _guard(
+        lambda: builder.build(
+            repo, Progress(quiet=quiet), refresh_base=refresh_base, rebuild=rebuild
+        )
+    )
+    _show_image(built, as_json)
+
+
+@image.command("show")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def image_show(as_json: bool) -> None:
+    """Where the last image built here is (exits 1 if none)."""
+    from mobileplane.image import builder
+
+    built = builder.current()
+    if built is None:
+        click.echo("no image built yet: mobileplane image build", err=True)
+        sys.exit(1)
+    _show_image(built, as_json)
+
+
+def _show_image(built: image_builder.BuiltImage, as_json: bool) -> None:
+    from dataclasses import asdict
+
+    if as_json:
+        click.echo(json.dumps(asdict(built), indent=2))
+        return
+    mib = 1024 * 1024
+    click.echo(f"image:   {' '.join(built.tags)}")
+    click.echo(f"archive: {built.archive}")
+    click.echo(
+        f"size:    {built.compressed_bytes / mib:.1f} MiB compressed, "
+        f"{built.unpacked_bytes / mib:.1f} MiB unpacked"
+    )
+    click.echo(f"import:  ctr -n k8s.io images import {built.archive}")
 
 
 if __name__ == "__main__":
