@@ -41,6 +41,9 @@ TOOLS: dict[str, str] = {"buildah": "buildah", "skopeo": "skopeo", "debootstrap"
 RUN_TOOLS: dict[str, str] = {"podman": "podman", "runc": "runc"}
 #: A cold build on 2 shared cores took ~6 min; a stuck download should not hang CI forever.
 BUILD_TIMEOUT = 45 * 60
+#: Open files and processes a container run here gets (see :meth:`Tools.run_args`).
+RUN_NOFILE = 4096
+RUN_NPROC = 4096
 #: Archives kept besides the current one (older ones are deleted after a build).
 KEEP_ARCHIVES = 2
 
@@ -108,19 +111,15 @@ class Tools:
         return labels
 
     def run_args(self) -> list[str]:
-        """``podman run`` flags for these machines: the rlimits we have, no more.
+        """``podman run`` flags for these machines: rlimits below the ones we have.
 
         Without CAP_SYS_RESOURCE, runc cannot raise RLIMIT_NOFILE/NPROC to podman's defaults
-        ("error setting rlimit type 7: operation not permitted").
+        ("error setting rlimit type 7: operation not permitted"); even NPROC at our own limit
+        was refused (type 6), a lower one is not.
         """
-        nofile = resource.getrlimit(resource.RLIMIT_NOFILE)
-        nproc = resource.getrlimit(resource.RLIMIT_NPROC)
-        return [
-            "--ulimit",
-            f"nofile={nofile[0]}:{nofile[1]}",
-            "--ulimit",
-            f"nproc={_limit(nproc[0])}:{_limit(nproc[1])}",
-        ]
+        nofile = min(resource.getrlimit(resource.RLIMIT_NOFILE)[0], RUN_NOFILE)
+        nproc = min(_finite(resource.getrlimit(resource.RLIMIT_NPROC)[0]), RUN_NPROC)
+        return ["--ulimit", f"nofile={nofile}:{nofile}", "--ulimit", f"nproc={nproc}:{nproc}"]
 
 
 def ensure_tools(progress: Progress, tools: dict[str, str], log: Path) -> None:
@@ -410,8 +409,8 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _limit(value: int) -> str:
-    return "-1" if value == resource.RLIM_INFINITY else str(value)
+def _finite(value: int) -> int:
+    return RUN_NPROC if value == resource.RLIM_INFINITY else value
 
 
 def _output(cmd: Sequence[str]) -> str:
