@@ -2,8 +2,8 @@
 
 :mod:`mobileplane.image.plan` decides names, tags and keys; this module runs the tools around
 those decisions. Everything lives under ``<cache>/image/``: a containers-storage of its own
-(``vfs``: overlay-on-overlay is not reliable on these VMs, and the store stays apart from any
-other buildah user), the base's key, the image archives and ``current.json``, the record of
+(apart from any other buildah user; ``overlay`` where the kernel has it, see
+:func:`storage_driver`), the image archives, ``records/`` and ``current.json``, the record of
 the last build that :func:`current` reads (the stack's real node imports that archive with
 ``ctr -n k8s.io images import``).
 """
@@ -80,15 +80,40 @@ def current(cache: Path | None = None) -> BuiltImage | None:
     return built if Path(built.archive).exists() else None
 
 
-class Tools:
-    """buildah, podman and skopeo on the image's own containers-storage."""
+def storage_driver(environ: dict[str, str] | None = None) -> str:
+    """``overlay`` where the kernel has it (it worked on these VMs, on ext4), else ``vfs``
+    (a full copy per layer: ~8 GB after four builds); ``MOBILEPLANE_IMAGE_STORAGE_DRIVER``
+    chooses."""
+    chosen = (environ if environ is not None else dict(os.environ)).get(
+        "MOBILEPLANE_IMAGE_STORAGE_DRIVER", ""
+    )
+    if chosen:
+        return chosen
+    try:
+        kernel = Path("/proc/filesystems").read_text()
+    except OSError:
+        return "vfs"
+    return "overlay" if "\toverlay\n" in kernel else "vfs"
 
-    def __init__(self, root: Path) -> None:
-        self.root = root / "storage"
-        self.runroot = root / "run"
+
+class Tools:
+    """buildah, podman and skopeo on the image's own containers-storage (one per driver:
+    a store cannot change its driver)."""
+
+    def __init__(self, root: Path, driver: str | None = None) -> None:
+        self.driver = driver or storage_driver()
+        self.root = root / f"storage-{self.driver}"
+        self.runroot = root / f"run-{self.driver}"
 
     def _store(self) -> list[str]:
-        return ["--root", str(self.root), "--runroot", str(self.runroot), "--storage-driver", "vfs"]
+        return [
+            "--root",
+            str(self.root),
+            "--runroot",
+            str(self.runroot),
+            "--storage-driver",
+            self.driver,
+        ]
 
     def buildah(self, *args: str) -> list[str]:
         return ["buildah", *self._store(), *args]
@@ -97,7 +122,7 @@ class Tools:
         return ["podman", *self._store(), "--log-level", "error", *args]
 
     def storage_ref(self, ref: str) -> str:
-        return f"containers-storage:[vfs@{self.root}+{self.runroot}]{ref}"
+        return f"containers-storage:[{self.driver}@{self.root}+{self.runroot}]{ref}"
 
     def has_image(self, ref: str) -> bool:
         done = subprocess.run(
@@ -158,18 +183,18 @@ def build(
             base_ref=base.ref,
             created=git_time(repo),
         )
-        before = current(cache)
+        before = _record(root, the_plan.key)
         if (
             not rebuild
             and not refresh_base
             and before is not None
-            and before.key == the_plan.key
             and tools.has_image(the_plan.content_tag)
         ):
+            _write_record(root, before)
             progress.say(COMPONENT, f"{the_plan.version_tag}: up to date ({before.archive})")
             return before
         built = make_image(tools, the_plan, repo, root, progress, log, no_cache=rebuild)
-        _prune_archives(root, keep=built.archive)
+        _prune(tools, root, built)
         progress.say(COMPONENT, f"built in {time.monotonic() - started:.0f}s")
         return built
 
@@ -336,8 +361,24 @@ def make_image(
         unpacked_bytes=unpacked,
         compressed_bytes=compressed,
     )
-    (root / "current.json").write_text(json.dumps(asdict(built), indent=2) + "\n")
+    _write_record(root, built)
     return built
+
+
+def _record(root: Path, key: str) -> BuiltImage | None:
+    """The build of this key, if its archive is still there."""
+    try:
+        built = BuiltImage(**json.loads((root / "records" / f"{key}.json").read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+    return built if Path(built.archive).exists() else None
+
+
+def _write_record(root: Path, built: BuiltImage) -> None:
+    text = json.dumps(asdict(built), indent=2) + "\n"
+    (root / "records").mkdir(exist_ok=True)
+    (root / "records" / f"{built.key}.json").write_text(text)
+    (root / "current.json").write_text(text)
 
 
 def measure(archive: Path) -> tuple[int, int]:
@@ -394,11 +435,18 @@ def _member(tar: tarfile.TarFile, name: str) -> IO[bytes]:
     return f
 
 
-def _prune_archives(root: Path, keep: str) -> None:
+def _prune(tools: Tools, root: Path, built: BuiltImage) -> None:
+    """Keep the newest archives and their images; untagged layers stay (the build cache)."""
     archives = sorted(root.glob("mobileplane-*.docker.tar"), key=lambda a: a.stat().st_mtime)
-    old = [a for a in archives if str(a) != keep]
+    old = [a for a in archives if str(a) != built.archive]
     for archive in old[: max(0, len(old) - KEEP_ARCHIVES)]:
         archive.unlink(missing_ok=True)
+    kept = {a.name for a in root.glob("mobileplane-*.docker.tar")}
+    listed = _output(tools.buildah("images", "--format", "{{.Name}}:{{.Tag}}"))
+    for ref in listed.split():
+        tag = ref.rsplit(":", 1)[-1]
+        if tag.startswith("content-") and not any(tag.removeprefix("content-") in k for k in kept):
+            subprocess.run(tools.buildah("rmi", ref), capture_output=True, check=False)
 
 
 def _sha256(path: Path) -> str:

@@ -259,3 +259,10 @@ def test_nothing_imports_kubernetes_aio() -> None:
     for folder in ("mobileplane", "operator", "rollout", "services"):
         for path in (ROOT / folder).rglob("*.py"):
             assert not pattern.search(path.read_text()), path
+
+
+def test_storage_driver_can_be_chosen() -> None:
+    from mobileplane.image.builder import storage_driver
+
+    assert storage_driver({"MOBILEPLANE_IMAGE_STORAGE_DRIVER": "vfs"}) == "vfs"
+    assert storage_driver({}) in {"overlay", "vfs"}
