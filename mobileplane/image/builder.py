@@ -190,6 +190,8 @@ def build(
             and before is not None
             and tools.has_image(the_plan.content_tag)
         ):
+            # The store's version tag follows the current build, as the archive's does.
+            _output(tools.buildah("tag", the_plan.content_tag, the_plan.version_tag))
             _write_record(root, before)
             progress.say(COMPONENT, f"{the_plan.version_tag}: up to date ({before.archive})")
             return before
