@@ -91,7 +91,7 @@ def create_app(
     app = FastAPI(title=f"mobileplane {name}", version=version, lifespan=lifespan)
     install_error_handlers(app)
     # Added last = outermost: the span wraps the request context, so access logs carry trace ids.
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, service=name)
     app.add_middleware(TracingMiddleware)
     app.include_router(health_router())
     for router in routers:
