@@ -52,14 +52,18 @@ def main() -> None:
     "--data-dir",
     type=click.Path(path_type=Path),
     default=None,
-    help="Where the embedded PostgreSQL and Redis keep their data.",
+    help="Where the embedded PostgreSQL and Redis keep their data (default: one per checkout).",
 )
-def up(host: str, port: int, data_dir: Path | None) -> None:
-    """Run the platform locally on an embedded PostgreSQL and Redis (Ctrl-C stops it)."""
+@click.option("--verbose", is_flag=True, help="Also log one line per request on the terminal.")
+def up(host: str, port: int, data_dir: Path | None, verbose: bool) -> None:
+    """Run the platform locally on an embedded PostgreSQL and Redis (Ctrl-C stops it).
+
+    Every service's logs go to the data directory's logs/ folder; the terminal shows
+    warnings and errors (and with --verbose one line per request)."""
     from mobileplane.quickstart import QuickstartError, run_quickstart
 
     try:
-        _guard(lambda: run_quickstart(host=host, port=port, data_dir=data_dir))
+        _guard(lambda: run_quickstart(host=host, port=port, data_dir=data_dir, verbose=verbose))
     except QuickstartError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(1)

@@ -7,6 +7,7 @@ account, which cannot enter pytest's per-user directory (mode 0700).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -39,10 +40,10 @@ def data_dir() -> Iterator[Path]:
         yield Path(directory)
 
 
-def start(data_dir: Path, port: int) -> subprocess.Popen[str]:
+def start(data_dir: Path, port: int, *options: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "mobileplane.quickstart", "--port", str(port),
-         "--data-dir", str(data_dir)],
+         "--data-dir", str(data_dir), *options],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
 
@@ -108,7 +109,10 @@ def test_quickstart_serves_the_platform_and_stops_cleanly(data_dir: Path) -> Non
     try:
         wait_ready(process, url)  # the gateway's readiness
         # The platform's index, behind the gateway, reports the components' readiness.
-        index = httpx.get(f"{url}/", timeout=5).json()
+        answer = httpx.get(f"{url}/", timeout=5)
+        # Proxied: the platform app's server and the gateway's each wrote a Date; one is kept.
+        assert len(answer.headers.get_list("date")) == 1
+        index = answer.json()
         assert index["name"] == "mobileplane"
         assert index["status"] == "ready"
         assert set(index["checks"]) == {"postgres", "redis"}
@@ -161,18 +165,38 @@ def test_quickstart_serves_the_platform_and_stops_cleanly(data_dir: Path) -> Non
     assert "starting PostgreSQL" in output
     assert "mobileplane is up" in output
     assert output.rstrip().endswith("stopped")
+    password = (data_dir / "postgres.password").read_text().strip()
+    assert password not in output
+    assert f"password in {data_dir / 'postgres.password'}" in output
+    # Quiet terminal: no line per request; every service's lines are in the log folder.
+    assert "mobileplane.access" not in output
+    assert "GET /sync/upload" not in output
+    logs = [json.loads(x) for x in (data_dir / "logs" / "mobileplane.log").read_text().splitlines()]
+    upload = [e for e in logs if e.get("http_path") == "/sync/upload"]
+    assert {e["service"] for e in upload} == {"gateway", "platform"}
+    assert len({e["request_id"] for e in upload}) == 1  # one request, seen twice, joinable
+    assert any(e["logger"] == "mobileplane.gateway" for e in logs)
+    assert not any(e["logger"] == "httpx" for e in logs)
+    requests = (data_dir / "logs" / "access.log").read_text()
+    assert requests.count("POST /sync/upload 200") == 1
     assert not (data_dir / "postgres" / "postmaster.pid").exists()  # a clean shutdown
     assert port_is_free("127.0.0.1", postgres["port"])
     assert port_is_free("127.0.0.1", redis["port"])
     assert (data_dir / "redis" / "dump.rdb").exists()  # Redis saved on the way out
 
-    # A second run reuses the data directory: no initdb, same database.
-    process = start(data_dir, port)
+    # A second run reuses the data directory: no initdb, same database. With --verbose the
+    # terminal gets one line per request, the gateway's.
+    process = start(data_dir, port, "--verbose")
     try:
         wait_ready(process, url)
+        assert httpx.get(f"{url}/sync/download", timeout=5).status_code == 401
     finally:
         output = stop(process)
     assert "creating the PostgreSQL data directory" not in output
+    assert [line for line in output.splitlines() if "/sync/download" in line] == [
+        line for line in output.splitlines() if "mobileplane.access: GET /sync/download 401" in line
+    ]
+    assert output.count("GET /sync/download 401") == 1
 
 
 def test_second_quickstart_on_the_same_data_is_refused(data_dir: Path) -> None:
