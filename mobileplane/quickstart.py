@@ -34,6 +34,7 @@ from typing import IO, Any
 import uvicorn
 
 from mobileplane import __version__, quicklog
+from mobileplane.credentials import DEFAULT_PLATFORM_URL
 from mobileplane.embedded.postgres import (
     SYSTEM_ACCOUNT,
     EmbeddedPostgres,
@@ -213,9 +214,6 @@ def gateway_routes(public_url: str, upstream: str, services: Sequence[str]) -> d
     }
 
 
-#: ``mobileplane login`` and ``token`` talk to this platform unless given ``--url``.
-DEFAULT_URL = "http://127.0.0.1:8080"
-
 #: A banner section: its heading and its rows, ``(label, text)``.
 Section = tuple[str, list[tuple[str, str]]]
 
@@ -234,7 +232,7 @@ def banner(
     by adding a row. ``postgres_url``'s password is never shown; ``credentials_file`` is
     named instead. ``command`` is how the user runs the CLI (``.venv/bin/mobileplane``)."""
     apps = apps_status(DEMO_PLATFORM, DEMO_SPEC, app_keys or {}, http_url)
-    url_option = "" if http_url == DEFAULT_URL else f" --url {http_url}"
+    url_option = "" if http_url == DEFAULT_PLATFORM_URL else f" --url {http_url}"
     login, token = f"{command} login{url_option}", f"{command} token{url_option}"
     password = f"  (password in {credentials_file})" if credentials_file else ""
     logs = data_dir / "logs"
