@@ -156,6 +156,12 @@ def test_quickstart_serves_the_platform_and_stops_cleanly(data_dir: Path) -> Non
         assert not port_is_free("127.0.0.1", postgres["port"])
         assert not port_is_free("127.0.0.1", redis["port"])
 
+        # The docs page the banner names describes every service, as the gateway routes it.
+        api = httpx.get(f"{url}/openapi.json", timeout=10).json()["paths"]
+        assert {"/sync/upload", "/profiles/me", "/.well-known/openid-configuration"} <= set(api)
+        assert api["/sync/upload"]["post"]["security"] == [{"bearer": []}]
+        assert httpx.get(f"{url}/docs", timeout=5).status_code == 200
+
         missing = httpx.get(f"{url}/no-such-page", timeout=5)
         assert missing.status_code == 404
         assert missing.json()["error"]["code"] == "not_found"
