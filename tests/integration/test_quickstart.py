@@ -102,6 +102,30 @@ def demo_login(url: str) -> dict[str, Any]:
         )
 
 
+def cli_login(url: str, env: dict[str, str]) -> str:
+    """``mobileplane login --no-browser`` completed by a scripted browser, then
+    ``mobileplane token``: what the banner tells a newcomer to run."""
+    cli = [sys.executable, "-m", "mobileplane"]
+    login = subprocess.Popen(
+        [*cli, "login", "--url", url, "--no-browser"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    assert login.stderr is not None
+    lines = [login.stderr.readline(), login.stderr.readline()]
+    authorize = lines[1].strip()
+    assert authorize.startswith(f"{url}/auth/authorize?"), lines
+    answer = browser_login(authorize, "cli@example.com", "quick start password", register=True)
+    httpx.get(answer.headers["location"], timeout=10)  # the browser lands on the CLI's listener
+    printed, rest = login.communicate(timeout=30)
+    assert login.returncode == 0, rest
+    assert "refresh_token" not in printed  # kept in a file, not printed
+    assert "the refresh token is kept in" in rest
+    token = subprocess.run(
+        [*cli, "token", "--url", url], capture_output=True, text=True, env=env, check=True
+    )
+    return token.stdout.strip()
+
+
 def test_quickstart_serves_the_platform_and_stops_cleanly(data_dir: Path) -> None:
     port = pick_port("127.0.0.1", 18080)
     url = f"http://127.0.0.1:{port}"
@@ -155,6 +179,15 @@ def test_quickstart_serves_the_platform_and_stops_cleanly(data_dir: Path) -> Non
         assert "***" in postgres["url"]  # the index never shows the password
         assert not port_is_free("127.0.0.1", postgres["port"])
         assert not port_is_free("127.0.0.1", redis["port"])
+
+        # The banner's next steps: `mobileplane login`, then `mobileplane token` for curl.
+        state = {"XDG_STATE_HOME": str(data_dir / "state"), "PATH": os.environ["PATH"]}
+        profile = httpx.get(
+            f"{url}/profiles/me",
+            headers={"authorization": f"Bearer {cli_login(url, state)}"},
+            timeout=10,
+        )
+        assert profile.status_code == 200, profile.text
 
         # The docs page the banner names describes every service, as the gateway routes it.
         api = httpx.get(f"{url}/openapi.json", timeout=10).json()["paths"]
