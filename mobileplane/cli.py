@@ -3,6 +3,9 @@
 ``mobileplane up`` runs the platform on an embedded default (no cluster, no root).
 ``mobileplane serve <service>`` and ``mobileplane migrate`` are what the operator's pods run.
 ``mobileplane operator`` and ``mobileplane release controller`` are what the chart's pods run.
+``mobileplane login`` signs in as a native app does and keeps the sign-in; ``mobileplane token``
+prints a fresh access token from it (:mod:`mobileplane.credentials`, which other commands
+that call the platform use too).
 ``mobileplane stack up|down|status|env`` manages the real components tests run against.
 ``mobileplane image build`` builds the container image without a Docker daemon.
 Errors are printed with what to do next, and exit non-zero; no tracebacks for expected
@@ -21,6 +24,7 @@ from typing import TYPE_CHECKING, TypeVar
 import click
 
 from mobileplane import __version__
+from mobileplane.credentials import DEFAULT_PLATFORM_URL
 from mobileplane.stack.config import ConfigError
 from mobileplane.stack.errors import StackError
 
@@ -57,14 +61,18 @@ def main() -> None:
     "--data-dir",
     type=click.Path(path_type=Path),
     default=None,
-    help="Where the embedded PostgreSQL and Redis keep their data.",
+    help="Where the embedded PostgreSQL and Redis keep their data (default: one per checkout).",
 )
-def up(host: str, port: int, data_dir: Path | None) -> None:
-    """Run the platform locally on an embedded PostgreSQL and Redis (Ctrl-C stops it)."""
+@click.option("--verbose", is_flag=True, help="Also log one line per request on the terminal.")
+def up(host: str, port: int, data_dir: Path | None, verbose: bool) -> None:
+    """Run the platform locally on an embedded PostgreSQL and Redis (Ctrl-C stops it).
+
+    Every service's logs go to the data directory's logs/ folder; the terminal shows
+    warnings and errors (and with --verbose one line per request)."""
     from mobileplane.quickstart import QuickstartError, run_quickstart
 
     try:
-        _guard(lambda: run_quickstart(host=host, port=port, data_dir=data_dir))
+        _guard(lambda: run_quickstart(host=host, port=port, data_dir=data_dir, verbose=verbose))
     except QuickstartError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(1)
@@ -105,14 +113,20 @@ def migrate(database_url: str | None) -> None:
 
 
 @main.command("login")
-@click.option("--url", default="http://127.0.0.1:8080", show_default=True, help="The platform.")
+@click.option("--url", default=DEFAULT_PLATFORM_URL, show_default=True, help="The platform.")
 @click.option("--client-id", default="dev.mobileplane.demo", show_default=True)
 @click.option(
     "--scope", default="openid offline_access email profiles sync content", show_default=True
 )
 @click.option("--no-browser", is_flag=True, help="Print the URL instead of opening a browser.")
 def login_command(url: str, client_id: str, scope: str, no_browser: bool) -> None:
-    """Sign in as a native app does (PKCE, loopback redirect) and print the tokens."""
+    """Sign in as a native app does (PKCE, loopback redirect) and keep the sign-in.
+
+    Prints the token response (without the refresh token, which is kept in a file of mode
+    0600 under ~/.local/state/mobileplane/credentials/); `mobileplane token` then prints a
+    fresh access token whenever one is needed.
+    """
+    from mobileplane.credentials import CredentialsError, save
     from mobileplane.login import LoginError, login
 
     def show(authorize: str) -> None:
@@ -124,12 +138,36 @@ def login_command(url: str, client_id: str, scope: str, no_browser: bool) -> Non
         token = login(url, client_id, scope, open_url=show)
     except LoginError as e:
         raise click.ClickException(str(e)) from None
-    click.echo(json.dumps(token, indent=2))
+    click.echo(json.dumps({k: v for k, v in token.items() if k != "refresh_token"}, indent=2))
+    try:
+        kept = save(url, client_id, scope, token)
+    except CredentialsError as e:
+        click.echo(f"note: {e}", err=True)
+        return
+    option = "" if url.rstrip("/") == DEFAULT_PLATFORM_URL else f" --url {url.rstrip('/')}"
     click.echo(
-        "\nNext:\n  curl -H 'authorization: Bearer "
-        f"{token['access_token']}' {url.rstrip('/')}/profiles/me",
+        f"\nSigned in; the refresh token is kept in {kept}.\nNext:\n"
+        f'  curl -H "authorization: Bearer $(mobileplane token{option})" '
+        f"{url.rstrip('/')}/profiles/me",
         err=True,
     )
+
+
+@main.command("token")
+@click.option("--url", default=DEFAULT_PLATFORM_URL, show_default=True, help="The platform.")
+def token_command(url: str) -> None:
+    """Print an access token for the platform (after `mobileplane login`).
+
+    It lasts at least 5 more minutes: the stored one while it does, else a new one from the
+    kept refresh token (which is rotated and stored back). Use it as
+    curl -H "authorization: Bearer $(mobileplane token)" ...
+    """
+    from mobileplane.credentials import CredentialsError, access_token
+
+    try:
+        click.echo(access_token(url))
+    except CredentialsError as e:
+        raise click.ClickException(str(e)) from None
 
 
 @main.group()

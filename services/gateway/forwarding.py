@@ -16,7 +16,10 @@ To the upstream:
   the proxy), a child of the client's trace;
 - ``Host`` is the upstream's own (the HTTP client sets it).
 
-Back to the client: hop-by-hop headers are dropped; everything else passes.
+Back to the client: hop-by-hop headers are dropped, and so is the upstream's ``Date``: the
+server the gateway runs in (uvicorn) writes its own ``Date`` on every response without looking
+at the app's headers, so a forwarded one made every proxied response carry two (issue 21 §4).
+Everything else passes.
 """
 
 from __future__ import annotations
@@ -98,6 +101,11 @@ def upstream_request_headers(
     return out
 
 
+#: Written by the gateway's own server on every response it sends; the upstream's copy goes.
+SERVER_SET = frozenset({"date"})
+
+
 def client_response_headers(upstream_headers: Iterable[Header]) -> list[Header]:
-    """The upstream response's headers as the client gets them (hop-by-hop dropped)."""
-    return _end_to_end(upstream_headers)
+    """The upstream response's headers as the client gets them (hop-by-hop and ``Date``
+    dropped)."""
+    return [(k, v) for k, v in _end_to_end(upstream_headers) if k.lower() not in SERVER_SET]

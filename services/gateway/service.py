@@ -6,6 +6,9 @@ request ids (the client's ``x-request-id`` when safe, else a new one, echoed and
 W3C trace context, JSON access logs, error rendering, ``/healthz`` and ``/readyz``; the
 startup hook below reads the route table (a bad table stops the process with the problems
 listed), opens the HTTP clients and Redis, and wires :class:`~gateway.proxy.Gateway`.
+
+``/openapi.json`` and ``/docs`` describe every service's API as routed here, merged from the
+upstreams' documents (``apidocs.py``), not just the gateway's own probes.
 """
 
 from __future__ import annotations
@@ -14,11 +17,15 @@ import functools
 import time
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request
-from starlette.responses import Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
+from starlette.responses import HTMLResponse, JSONResponse, Response
 
+from mobileplane.services.gateway.apidocs_source import ApiDocs
 from mobileplane.services.gateway.jwks import JwksCache
 from mobileplane.services.gateway.limiter import Guard
 from mobileplane.services.gateway.proxy import METHODS, Gateway
@@ -28,6 +35,11 @@ from mobileplane.services.gateway.tokens import TokenPolicy
 from mobileplane.services.kit.app import create_app
 from mobileplane.services.kit.redis import KeySpace, create_redis, ping
 from mobileplane.services.kit.settings import load_settings
+
+
+def own_document(app: FastAPI) -> dict[str, Any]:
+    """The gateway's own routes (its probes) as OpenAPI."""
+    return get_openapi(title=app.title, version=app.version, routes=app.routes)
 
 
 @functools.cache
@@ -81,6 +93,7 @@ def create_gateway_app(
                 max_age=loaded.gateway_jwks_max_age_seconds,
                 min_refetch_interval=loaded.gateway_jwks_refetch_interval_seconds,
             )
+        app.state.api_docs = ApiDocs(table, client, lambda: own_document(app))
         app.state.gateway = Gateway(
             table=table,
             policy=TokenPolicy(
@@ -125,7 +138,19 @@ def create_gateway_app(
         on_startup=(start,),
         on_shutdown=(stop,),
         configure_logs=configure_logs,
+        api_docs=False,
     )
+
+    async def openapi(request: Request) -> JSONResponse:
+        docs = request.app.state.api_docs
+        assert isinstance(docs, ApiDocs)
+        return JSONResponse(await docs.document())
+
+    async def swagger(request: Request) -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="mobileplane API")
+
+    app.add_api_route("/openapi.json", openapi, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/docs", swagger, methods=["GET"], include_in_schema=False)
 
     async def proxy(request: Request) -> Response:
         gateway = request.app.state.gateway

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 
@@ -44,12 +45,14 @@ def create_app(
     on_startup: Sequence[Hook] = (),
     on_shutdown: Sequence[Hook] = (),
     configure_logs: bool = True,
+    api_docs: bool = True,
 ) -> FastAPI:
     """A FastAPI app for service ``name`` with the kit's wiring and ``routers`` included.
 
     ``settings`` is an instance or a loader called at startup. ``checks`` are extra readiness
     checks next to ``postgres`` and ``redis``. ``on_startup`` hooks run after the kit's
-    resources exist; ``on_shutdown`` hooks run before they are closed.
+    resources exist; ``on_shutdown`` hooks run before they are closed. ``api_docs=False``
+    leaves ``/openapi.json`` and ``/docs`` to the caller (the gateway serves the merged API).
     """
 
     @asynccontextmanager
@@ -88,10 +91,11 @@ def create_app(
                 stack.push_async_callback(hook, app)
             yield
 
-    app = FastAPI(title=f"mobileplane {name}", version=version, lifespan=lifespan)
+    docs_urls: dict[str, Any] = {} if api_docs else {"openapi_url": None}
+    app = FastAPI(title=f"mobileplane {name}", version=version, lifespan=lifespan, **docs_urls)
     install_error_handlers(app)
     # Added last = outermost: the span wraps the request context, so access logs carry trace ids.
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, service=name)
     app.add_middleware(TracingMiddleware)
     app.include_router(health_router())
     for router in routers:

@@ -93,6 +93,17 @@ class JsonFormatter(logging.Formatter):
 
 _TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
+#: Libraries whose INFO lines repeat what the kit already logs. httpx writes one line per
+#: request the gateway sends upstream, *with the query string* (OAuth codes, presigned
+#: signatures) that the access log deliberately leaves out (issue 21 §4).
+QUIET_LIBRARIES = {"httpx": logging.WARNING, "httpcore": logging.WARNING}
+
+
+def quiet_libraries() -> None:
+    """Raise the level of :data:`QUIET_LIBRARIES`' loggers."""
+    for name, level in QUIET_LIBRARIES.items():
+        logging.getLogger(name).setLevel(level)
+
 
 def configure_logging(
     level: str = "INFO", *, service: str | None = None, fmt: LogFormat = "json"
@@ -109,13 +120,25 @@ def configure_logging(
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    quiet_libraries()
 
 
 class RequestContextMiddleware:
-    """Request id in and out, 500s in the kit's shape, and one access log line per request."""
+    """Request id in and out, 500s in the kit's shape, and one access log line per request.
 
-    def __init__(self, app: ASGIApp, *, quiet_paths: Collection[str] = ("/healthz", "/readyz")):
+    ``service`` names the app on each access record (``record.service``): where several apps
+    share a process (the quick start's gateway and platform app) it tells their lines apart.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        service: str | None = None,
+        quiet_paths: Collection[str] = ("/healthz", "/readyz"),
+    ):
         self.app = app
+        self.service = service
         # Probes hit these every few seconds; their access lines go to DEBUG, not INFO.
         self.quiet_paths = frozenset(quiet_paths)
 
@@ -168,5 +191,6 @@ class RequestContextMiddleware:
                 "http_path": path,
                 "http_status": status_code,
                 "duration_ms": round(seconds * 1000, 2),
+                **({"service": self.service} if self.service is not None else {}),
             },
         )

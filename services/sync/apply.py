@@ -16,7 +16,7 @@ from typing import Any
 
 from mobileplane.services.sync import checksum as checksums
 from mobileplane.services.sync.hlc import Timestamp
-from mobileplane.services.sync.merge import Op, Row, merge
+from mobileplane.services.sync.merge import Row, merge
 from mobileplane.services.sync.protocol import ConflictOut, Mutation, MutationResult
 from mobileplane.services.sync.schema import SyncSchema
 
@@ -81,10 +81,11 @@ def plan_batch(
             before.row if before else None, mutation.op, mutation.values, stamp, table.resolvers()
         )
         op_id: int | None = None
-        # A new row comes from an insert (or a delete's tombstone, so that writes older than
-        # the delete lose); an update of a row that does not exist stores nothing.
-        new_row = before is None and mutation.op is not Op.UPDATE
-        if merged.changed or new_row:
+        # Any change of the row's state is stored, visible or not: a newer clock on an
+        # unchanged value, a delete marker moved forward, a hidden counter's sum. A new row
+        # comes from an insert (or a delete's marker, so that writes older than the delete
+        # lose); an update of a row the server has no record of stores nothing.
+        if merged.row != (before.row if before else Row()):
             was_live, now_live = merged.existed, not merged.row.deleted
             if now_live and not was_live and live_rows >= max_rows:
                 raise QuotaExceeded(bucket)

@@ -4,7 +4,8 @@
   under the row's lock, so operation ids are gap-free and commit-ordered within a bucket: a
   client that has seen op *n* has seen every op before it), the running checksum, and how far
   tombstones have been purged (a client whose checkpoint is older must resync).
-- ``sync_rows`` — the server's state of every synced row: values, per-field clocks, tombstone.
+- ``sync_rows`` — the server's state of every synced row: values, per-field clocks, set
+  members' clocks, the delete marker (the latest delete's timestamp).
   A row is identified within its bucket, so users' row ids never collide.
 - ``sync_ops`` — the change log: what each operation made of a row (its visible values, or a
   removal), and the bucket's checksum after it. Downloads read it.
@@ -25,6 +26,7 @@ from sqlalchemy import (
     Table,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -49,6 +51,7 @@ rows = Table(
     Column("vals", JSONB, nullable=False),
     Column("clocks", JSONB, nullable=False),
     Column("deleted_at", Text),
+    Column("elements", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("op_id", BigInteger, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )

@@ -6,8 +6,9 @@ Upload (:func:`apply_upload`), in the caller's transaction:
    mutation at or below its last applied id, so a replayed batch is a no-op;
 2. lock the user's bucket row: operation ids are taken from it, so they are gap-free and in
    commit order within the bucket;
-3. merge each mutation into its row (:mod:`.merge`), append an operation when the visible row
-   changed, keep the bucket checksum (:mod:`.checksum`), record overridden writes;
+3. merge each mutation into its row (:mod:`.merge`), store the row whenever its state
+   changed (visible or not), append an operation when the visible row changed, keep the
+   bucket checksum (:mod:`.checksum`), record overridden writes;
 4. store the client's new last mutation id. The caller commits; only then does it answer.
 
 Download (:func:`read_changes`) runs in a ``REPEATABLE READ`` snapshot: the target checkpoint,
@@ -34,7 +35,7 @@ from mobileplane.services.sync.apply import (
     touched_keys,
 )
 from mobileplane.services.sync.hlc import Timestamp
-from mobileplane.services.sync.merge import Row
+from mobileplane.services.sync.merge import Elements, Row
 from mobileplane.services.sync.protocol import (
     BucketCheckpoint,
     Change,
@@ -98,6 +99,7 @@ async def _lock_rows(session: AsyncSession, bucket: str, keys: set[Key]) -> dict
             m.rows.c.vals,
             m.rows.c.clocks,
             m.rows.c.deleted_at,
+            m.rows.c.elements,
             m.rows.c.op_id,
         )
         .where(
@@ -108,8 +110,18 @@ async def _lock_rows(session: AsyncSession, bucket: str, keys: set[Key]) -> dict
         .with_for_update()
     )
     return {
-        (r.table_name, r.row_id): StoredRow(Row(r.vals, r.clocks, r.deleted_at), int(r.op_id))
+        (r.table_name, r.row_id): StoredRow(
+            Row(r.vals, r.clocks, r.deleted_at, _elements_from_json(r.elements)), int(r.op_id)
+        )
         for r in found
+    }
+
+
+def _elements_from_json(stored: dict[str, dict[str, list[str | None]]] | None) -> Elements:
+    """Set-member states as stored (JSON lists) → the merge's tuples."""
+    return {
+        column: {key: (pair[0], pair[1]) for key, pair in states.items()}
+        for column, states in (stored or {}).items()
     }
 
 
@@ -152,6 +164,7 @@ async def apply_upload(
                     "vals": upsert.excluded.vals,
                     "clocks": upsert.excluded.clocks,
                     "deleted_at": upsert.excluded.deleted_at,
+                    "elements": upsert.excluded.elements,
                     "op_id": upsert.excluded.op_id,
                     "updated_at": func.now(),
                 },
@@ -164,6 +177,7 @@ async def apply_upload(
                     "vals": dict(r.row.values),
                     "clocks": dict(r.row.clocks),
                     "deleted_at": r.row.deleted_at,
+                    "elements": {c: dict(e) for c, e in r.row.elements.items()},
                     "op_id": r.op_id,
                 }
                 for (table, row_id), r in plan.rows.items()
@@ -330,7 +344,16 @@ async def compact(session: AsyncSession, *, horizon: timedelta, now: datetime) -
             .where(m.buckets.c.bucket == bucket)
             .values(purged_through=func.greatest(m.buckets.c.purged_through, op_id))
         )
-    # Tombstoned rows older than the horizon: a write older than the delete can no longer
-    # arrive from a client that is still allowed to sync.
-    await session.execute(delete(m.rows).where(m.rows.c.updated_at < cutoff, m.rows.c.vals == {}))
+    # Deleted rows with nothing visible, untouched for longer than the horizon: a write older
+    # than the delete can no longer arrive from a client that is still allowed to sync. (A
+    # hidden counter's sum goes with them.)
+    field_clock = func.jsonb_each_text(m.rows.c.clocks).table_valued("key", "value").alias("f")
+    visible_field = (
+        select(1).select_from(field_clock).where(field_clock.c.value > m.rows.c.deleted_at)
+    ).exists()
+    await session.execute(
+        delete(m.rows).where(
+            m.rows.c.updated_at < cutoff, m.rows.c.deleted_at.is_not(None), ~visible_field
+        )
+    )
     return count + len(removed)

@@ -7,6 +7,7 @@ account, which cannot enter pytest's per-user directory (mode 0700).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -39,10 +40,10 @@ def data_dir() -> Iterator[Path]:
         yield Path(directory)
 
 
-def start(data_dir: Path, port: int) -> subprocess.Popen[str]:
+def start(data_dir: Path, port: int, *options: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "mobileplane.quickstart", "--port", str(port),
-         "--data-dir", str(data_dir)],
+         "--data-dir", str(data_dir), *options],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
 
@@ -101,6 +102,30 @@ def demo_login(url: str) -> dict[str, Any]:
         )
 
 
+def cli_login(url: str, env: dict[str, str]) -> str:
+    """``mobileplane login --no-browser`` completed by a scripted browser, then
+    ``mobileplane token``: what the banner tells a newcomer to run."""
+    cli = [sys.executable, "-m", "mobileplane"]
+    login = subprocess.Popen(
+        [*cli, "login", "--url", url, "--no-browser"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    assert login.stderr is not None
+    lines = [login.stderr.readline(), login.stderr.readline()]
+    authorize = lines[1].strip()
+    assert authorize.startswith(f"{url}/auth/authorize?"), lines
+    answer = browser_login(authorize, "cli@example.com", "quick start password", register=True)
+    httpx.get(answer.headers["location"], timeout=10)  # the browser lands on the CLI's listener
+    printed, rest = login.communicate(timeout=30)
+    assert login.returncode == 0, rest
+    assert "refresh_token" not in printed  # kept in a file, not printed
+    assert "the refresh token is kept in" in rest
+    token = subprocess.run(
+        [*cli, "token", "--url", url], capture_output=True, text=True, env=env, check=True
+    )
+    return token.stdout.strip()
+
+
 def test_quickstart_serves_the_platform_and_stops_cleanly(data_dir: Path) -> None:
     port = pick_port("127.0.0.1", 18080)
     url = f"http://127.0.0.1:{port}"
@@ -108,7 +133,10 @@ def test_quickstart_serves_the_platform_and_stops_cleanly(data_dir: Path) -> Non
     try:
         wait_ready(process, url)  # the gateway's readiness
         # The platform's index, behind the gateway, reports the components' readiness.
-        index = httpx.get(f"{url}/", timeout=5).json()
+        answer = httpx.get(f"{url}/", timeout=5)
+        # Proxied: the platform app's server and the gateway's each wrote a Date; one is kept.
+        assert len(answer.headers.get_list("date")) == 1
+        index = answer.json()
         assert index["name"] == "mobileplane"
         assert index["status"] == "ready"
         assert set(index["checks"]) == {"postgres", "redis"}
@@ -152,6 +180,21 @@ def test_quickstart_serves_the_platform_and_stops_cleanly(data_dir: Path) -> Non
         assert not port_is_free("127.0.0.1", postgres["port"])
         assert not port_is_free("127.0.0.1", redis["port"])
 
+        # The banner's next steps: `mobileplane login`, then `mobileplane token` for curl.
+        state = {"XDG_STATE_HOME": str(data_dir / "state"), "PATH": os.environ["PATH"]}
+        profile = httpx.get(
+            f"{url}/profiles/me",
+            headers={"authorization": f"Bearer {cli_login(url, state)}"},
+            timeout=10,
+        )
+        assert profile.status_code == 200, profile.text
+
+        # The docs page the banner names describes every service, as the gateway routes it.
+        api = httpx.get(f"{url}/openapi.json", timeout=10).json()["paths"]
+        assert {"/sync/upload", "/profiles/me", "/.well-known/openid-configuration"} <= set(api)
+        assert api["/sync/upload"]["post"]["security"] == [{"bearer": []}]
+        assert httpx.get(f"{url}/docs", timeout=5).status_code == 200
+
         missing = httpx.get(f"{url}/no-such-page", timeout=5)
         assert missing.status_code == 404
         assert missing.json()["error"]["code"] == "not_found"
@@ -161,18 +204,38 @@ def test_quickstart_serves_the_platform_and_stops_cleanly(data_dir: Path) -> Non
     assert "starting PostgreSQL" in output
     assert "mobileplane is up" in output
     assert output.rstrip().endswith("stopped")
+    password = (data_dir / "postgres.password").read_text().strip()
+    assert password not in output
+    assert f"password in {data_dir / 'postgres.password'}" in output
+    # Quiet terminal: no line per request; every service's lines are in the log folder.
+    assert "mobileplane.access" not in output
+    assert "GET /sync/upload" not in output
+    logs = [json.loads(x) for x in (data_dir / "logs" / "mobileplane.log").read_text().splitlines()]
+    upload = [e for e in logs if e.get("http_path") == "/sync/upload"]
+    assert {e["service"] for e in upload} == {"gateway", "platform"}
+    assert len({e["request_id"] for e in upload}) == 1  # one request, seen twice, joinable
+    assert any(e["logger"] == "mobileplane.gateway" for e in logs)
+    assert not any(e["logger"] == "httpx" for e in logs)
+    requests = (data_dir / "logs" / "access.log").read_text()
+    assert requests.count("POST /sync/upload 200") == 1
     assert not (data_dir / "postgres" / "postmaster.pid").exists()  # a clean shutdown
     assert port_is_free("127.0.0.1", postgres["port"])
     assert port_is_free("127.0.0.1", redis["port"])
     assert (data_dir / "redis" / "dump.rdb").exists()  # Redis saved on the way out
 
-    # A second run reuses the data directory: no initdb, same database.
-    process = start(data_dir, port)
+    # A second run reuses the data directory: no initdb, same database. With --verbose the
+    # terminal gets one line per request, the gateway's.
+    process = start(data_dir, port, "--verbose")
     try:
         wait_ready(process, url)
+        assert httpx.get(f"{url}/sync/download", timeout=5).status_code == 401
     finally:
         output = stop(process)
     assert "creating the PostgreSQL data directory" not in output
+    assert [line for line in output.splitlines() if "/sync/download" in line] == [
+        line for line in output.splitlines() if "mobileplane.access: GET /sync/download 401" in line
+    ]
+    assert output.count("GET /sync/download 401") == 1
 
 
 def test_second_quickstart_on_the_same_data_is_refused(data_dir: Path) -> None:

@@ -16,31 +16,50 @@ from mobileplane.embedded.process import RESERVED_PORTS, RunAs, pick_port
 from mobileplane.quickstart import (
     Progress,
     banner,
+    checkout_key,
     default_data_dir,
     demo_app_keys,
     display_host,
+    render_section,
+    shown_command,
 )
 
 POSTGRES = RunAs(name="postgres", uid=101, gid=104, home="/var/lib/postgresql")
+
+
+CHECKOUT = Path("/src/mobileplane")
+KEY = checkout_key(CHECKOUT)
 
 
 @pytest.mark.parametrize(
     ("euid", "environ", "expected"),
     [
         pytest.param(
-            1000, {"HOME": "/home/ann"}, "/home/ann/.local/share/mobileplane/quickstart", id="user"
+            1000,
+            {"HOME": "/home/ann"},
+            f"/home/ann/.local/share/mobileplane/quickstart-{KEY}",
+            id="user",
         ),
         pytest.param(
             1000,
             {"HOME": "/home/ann", "XDG_DATA_HOME": "/data"},
-            "/data/mobileplane/quickstart",
+            f"/data/mobileplane/quickstart-{KEY}",
             id="xdg",
         ),
-        pytest.param(0, {"HOME": "/root"}, "/var/lib/mobileplane/quickstart", id="root"),
+        pytest.param(0, {"HOME": "/root"}, f"/var/lib/mobileplane/quickstart-{KEY}", id="root"),
     ],
 )
 def test_default_data_dir(euid: int, environ: dict[str, str], expected: str) -> None:
-    assert default_data_dir(euid=euid, environ=environ) == Path(expected)
+    assert default_data_dir(euid=euid, environ=environ, source=CHECKOUT) == Path(expected)
+
+
+@pytest.mark.parametrize("euid", [0, 1000])
+def test_two_checkouts_never_share_a_data_dir(euid: int) -> None:
+    env = {"HOME": "/home/ann"}
+    first = default_data_dir(euid=euid, environ=env, source=Path("/src/a/mobileplane"))
+    second = default_data_dir(euid=euid, environ=env, source=Path("/src/b/mobileplane"))
+    assert first != second
+    assert first.name.startswith("quickstart-mobileplane-")  # the checkout's folder name shows
 
 
 @pytest.mark.parametrize(
@@ -51,18 +70,56 @@ def test_display_host(host: str, shown: str) -> None:
     assert display_host(host) == shown
 
 
-def test_banner_has_urls_and_next_steps() -> None:
-    text = "\n".join(
-        banner(
-            http_url="http://127.0.0.1:8080",
-            postgres_url="postgresql://postgres:pw@127.0.0.1:15432/mobileplane",
-            redis_url="redis://127.0.0.1:16379/0",
-            data_dir=Path("/d"),
-        )
-    )
-    assert "curl http://127.0.0.1:8080/readyz" in text
-    assert "mobileplane stack up" in text
+def banner_text(http_url: str = "http://127.0.0.1:8080", **overrides: object) -> str:
+    arguments: dict[str, object] = {
+        "http_url": http_url,
+        "postgres_url": "postgresql://postgres:s3cret-pw@127.0.0.1:15432/mobileplane",
+        "credentials_file": Path("/d/postgres.password"),
+        "redis_url": "redis://127.0.0.1:16379/0",
+        "data_dir": Path("/d"),
+        "command": ".venv/bin/mobileplane",
+        **overrides,
+    }
+    return "\n".join(banner(**arguments))  # type: ignore[arg-type]
+
+
+def test_banner_leads_next_with_login_and_never_shows_the_password() -> None:
+    text = banner_text()
+    next_steps = text.split("Next:\n", 1)[1].split("\n\n")[0].splitlines()
+    assert next_steps[0].startswith("  .venv/bin/mobileplane login  ")
+    assert next_steps[1].startswith("  .venv/bin/mobileplane token  ")
+    assert "$(.venv/bin/mobileplane token)" in text
+    assert "s3cret-pw" not in text
+    assert "postgresql://postgres:***@127.0.0.1:15432/mobileplane" in text
+    assert "(password in /d/postgres.password)" in text
+    assert "logs        /d/logs  (mobileplane.log" in text
+    assert "data        /d  " in text
+    # The stack is the contributors' test environment, not a next step for a newcomer.
+    assert "stack up" not in text
+    assert "make test" in next_steps[-1] and "Go, Node.js and root" in next_steps[-1]
     assert "Ctrl-C" in text
+
+
+def test_banner_on_another_port_passes_the_url_to_login() -> None:
+    text = banner_text("http://127.0.0.1:18480")
+    assert ".venv/bin/mobileplane login --url http://127.0.0.1:18480  " in text
+    assert "$(.venv/bin/mobileplane token --url http://127.0.0.1:18480)" in text
+
+
+def test_a_banner_line_is_a_row() -> None:
+    lines = render_section(("Heading:", [("a", "one"), ("longer", "two")]))
+    assert lines == ["", "Heading:", "  a       one", "  longer  two"]
+    commands = render_section(("Next:", [("cmd", "why"), ("a long command", "")]), comments=True)
+    assert commands == ["", "Next:", "  cmd  # why", "  a long command"]
+
+
+def test_shown_command(tmp_path: Path) -> None:
+    script = tmp_path / ".venv" / "bin" / "mobileplane"
+    assert shown_command(script, tmp_path) == "mobileplane"  # no such script: the PATH's
+    script.parent.mkdir(parents=True)
+    script.touch()
+    assert shown_command(script, tmp_path) == ".venv/bin/mobileplane"
+    assert shown_command(script, Path("/elsewhere")) == str(script)
 
 
 def test_demo_dsns_are_made_once_and_shown(tmp_path: Path) -> None:

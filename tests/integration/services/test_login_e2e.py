@@ -218,3 +218,23 @@ def test_erasure_signs_every_device_out_at_the_gateway(platform: Platform) -> No
         refused = me(platform, device["access_token"])
         assert refused.status_code == 401, refused.text
         assert refresh(platform, device["refresh_token"]).status_code == 400
+
+
+def test_the_gateway_describes_every_services_api_as_it_routes_it(platform: Platform) -> None:
+    # Each service runs on its own (the cluster's shape); the gateway merges their documents.
+    document = httpx.get(f"{platform.url}/openapi.json").json()
+    paths = document["paths"]
+    assert {"/.well-known/openid-configuration", "/auth/token", "/profiles/me"} <= set(paths)
+    assert paths["/profiles/me"]["get"]["security"] == [{"bearer": []}]
+    assert "scope `profiles`" in paths["/profiles/me"]["get"]["description"]
+    assert paths["/auth/token"]["post"]["security"] == []
+    # The probes described are the gateway's own (the services' are not reachable here).
+    assert paths["/readyz"] == httpx.get(f"{platform.url}/openapi.json").json()["paths"]["/readyz"]
+    assert "Not described" not in document["info"]["description"]
+    docs = httpx.get(f"{platform.url}/docs")
+    assert docs.status_code == 200
+    assert "/openapi.json" in docs.text
+    # Proxied through real servers: one Date, the gateway's server's.
+    proxied = httpx.get(f"{platform.url}/.well-known/openid-configuration")
+    assert proxied.status_code == 200
+    assert len(proxied.headers.get_list("date")) == 1

@@ -102,6 +102,19 @@ async def test_access_log_line(client_for: ClientFactory, caplog: pytest.LogCapt
     assert "should-not-be-logged" not in record.getMessage()
 
 
+async def test_access_lines_name_their_app(
+    client_for: ClientFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Two apps in one process (the quick start's gateway and platform) are told apart by it.
+    app = FastAPI()
+    app.add_middleware(RequestContextMiddleware, service="gateway")
+    caplog.set_level(logging.INFO, logger="mobileplane.access")
+    async with client_for(app) as client:
+        await client.get("/nowhere")
+    [record] = [r for r in caplog.records if r.name == "mobileplane.access"]
+    assert record.__dict__["service"] == "gateway"
+
+
 async def test_probe_paths_log_at_debug(
     client_for: ClientFactory, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -203,3 +203,10 @@ def test_forwarded_headers() -> None:
         ("Set-Cookie", "a"),
         ("Set-Cookie", "b"),
     ]
+
+
+def test_the_upstream_date_is_dropped_for_the_gateway_servers_own() -> None:
+    # uvicorn writes Date on every response the gateway sends; a forwarded one was a second.
+    assert client_response_headers(
+        [("date", "Wed, 02 Dec 2026 19:47:38 GMT"), ("Content-Type", "text/plain"), ("ETag", '"1"')]
+    ) == [("Content-Type", "text/plain"), ("ETag", '"1"')]

@@ -121,3 +121,28 @@ def test_the_quota_refuses_the_batch() -> None:
 def test_an_update_of_a_missing_row_writes_nothing() -> None:
     p = plan([mut(1, "ghost", "update", title="boo")])
     assert p.ops == [] and p.rows == {} and p.results[0].status == "conflict"
+
+
+def test_a_newer_clock_on_an_unchanged_value_is_stored_without_an_op() -> None:
+    # Issue 21: "applied", no op (clients see nothing new), but the row's state must be
+    # written back, or an older write of another value would win later.
+    old = Timestamp(5000, 0, "x").encode()
+    stored = {("notes", "a"): StoredRow(Row({"title": "b"}, {"title": old}), 7)}
+    p = plan([mut(1, "a", "update", millis=6000, title="b")], stored=stored)
+    assert p.ops == [] and p.results[0].status == "applied" and p.results[0].op_id is None
+    assert p.rows[("notes", "a")].row.clocks["title"] == Timestamp(6000, 0, "d").encode()
+    assert p.rows[("notes", "a")].op_id == 7
+
+
+def test_a_later_delete_of_a_deleted_row_moves_the_marker_without_an_op() -> None:
+    stored = {("notes", "a"): StoredRow(Row({}, {}, Timestamp(100, 0, "x").encode()), 0)}
+    p = plan([mut(1, "a", "delete", millis=300)], stored=stored)
+    assert p.ops == []
+    assert p.rows[("notes", "a")].row.deleted_at == Timestamp(300, 0, "d").encode()
+
+
+def test_an_update_after_the_delete_brings_the_row_back() -> None:
+    stored = {("notes", "a"): StoredRow(Row({}, {}, Timestamp(100, 0, "x").encode()), 0)}
+    p = plan([mut(1, "a", "update", millis=300, title="back")], stored=stored)
+    assert [o["kind"] for o in p.ops] == ["put"] and p.ops[0]["vals"] == {"title": "back"}
+    assert p.results[0].status == "applied" and p.bucket.live_rows == 1
