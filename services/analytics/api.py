@@ -9,10 +9,11 @@ analytics-kotlin post) and the single calls ``/analytics/v1/track``, ``/identify
 Answers: 200 ``{"success": true, ...}`` once the messages are committed; 400 with the reason
 for a body that is not JSON, a message that breaks the Spec (single calls) or a batch in which
 no message is valid; 401 for a missing, unknown or revoked write key; 413 beyond the size
-limits; 415 for a Content-Encoding other than gzip. A batch with some invalid messages stores
-the valid ones and answers 200 listing each rejected message (``rejected``: index, messageId,
-reason), as Segment accepts the valid part of a batch: a 4xx would make the SDK drop the whole
-batch (it retries only 5xx, 429 and network errors), losing the valid messages with it.
+limits; 415 for a Content-Encoding other than gzip, deflate, br or zstd. A batch with some
+invalid messages stores the valid ones and answers 200 listing each rejected message
+(``rejected``: index, messageId, reason), as Segment accepts the valid part of a batch: a 4xx
+would make the SDK drop the whole batch (it retries only 5xx, 429 and network errors), losing
+the valid messages with it.
 """
 
 from __future__ import annotations

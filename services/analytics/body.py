@@ -13,11 +13,9 @@ import base64
 import binascii
 import json
 import math
-import zlib
 from typing import Any
 
-#: gzip, or zlib (wbits=47: either header, detected).
-_GZIP_WBITS = 47
+from mobileplane.services.kit import encoding
 
 
 class BodyError(ValueError):
@@ -39,29 +37,16 @@ class WriteKeyError(ValueError):
 
 
 def decode_body(raw: bytes, content_encoding: str | None, limit: int) -> bytes:
-    """The body, decompressed; :class:`TooLarge` when it is (or inflates) past ``limit``."""
-    encoding = (content_encoding or "identity").strip().lower()
-    if encoding in ("", "identity"):
-        if len(raw) > limit:
-            raise TooLarge(f"the body is {len(raw)} bytes; the limit is {limit}")
-        return raw
-    if encoding not in ("gzip", "x-gzip", "deflate"):
-        raise BodyError(
-            f"unsupported Content-Encoding {encoding[:40]!r}: send gzip or nothing",
-            415,
-            "unsupported_media_type",
-        )
-    inflater = zlib.decompressobj(_GZIP_WBITS if encoding != "deflate" else zlib.MAX_WBITS)
+    """The body, decompressed (gzip, deflate, br or zstd: :mod:`.kit.encoding`);
+    :class:`TooLarge` when it is (or inflates) past ``limit``."""
     try:
-        out = inflater.decompress(raw, limit + 1)
-    except zlib.error:
-        raise BodyError(f"the body is not valid {encoding} data") from None
-    if len(out) > limit:
-        # Stop inflating at the limit: a small "zip bomb" never becomes a large buffer.
-        raise TooLarge(f"the decompressed body is larger than the limit of {limit} bytes")
-    if not inflater.eof:
-        raise BodyError(f"the {encoding} body is truncated")
-    return out
+        return encoding.decode(raw, content_encoding, limit=limit)
+    except encoding.DecodedTooLarge as e:
+        raise TooLarge(str(e)) from None
+    except encoding.UnsupportedEncoding as e:
+        raise BodyError(str(e), 415, "unsupported_media_type") from None
+    except encoding.EncodingError as e:
+        raise BodyError(str(e)) from None
 
 
 def _finite(text: str) -> float:

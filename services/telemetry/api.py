@@ -40,6 +40,7 @@ from mobileplane.services.telemetry.auth import AuthError, public_key
 from mobileplane.services.telemetry.envelope import (
     EnvelopeError,
     EnvelopeTooLarge,
+    UnsupportedEncoding,
     decompress,
     parse,
 )
@@ -139,9 +140,9 @@ def _decoded(body: bytes, encoding: str | None, limit: int) -> bytes:
         return decompress(body, encoding, limit=limit)
     except EnvelopeTooLarge as e:
         raise PayloadTooLarge(str(e)) from None
+    except UnsupportedEncoding as e:
+        raise UnsupportedMediaType(str(e)) from None
     except EnvelopeError as e:
-        if "Content-Encoding" in str(e):
-            raise UnsupportedMediaType(str(e)) from None
         raise BadRequest(str(e), code="invalid_body") from None
 
 

@@ -3,8 +3,9 @@
 An envelope is a JSON header line followed by items; each item is a JSON header line and a
 payload, either exactly ``length`` bytes (then a newline, optional at the very end) or, without
 ``length``, everything up to the next newline (https://develop.sentry.dev/sdk/envelopes/).
-Bodies may be compressed (``Content-Encoding: gzip`` or ``deflate``); decompression is bounded so
-a small zip bomb cannot expand beyond the configured limit.
+Bodies may be compressed with every encoding Sentry's ingestion accepts (``gzip``, ``deflate``,
+``br``, ``zstd``: :mod:`mobileplane.services.kit.encoding`); decompression is bounded so a small
+zip bomb cannot expand beyond the configured limit.
 
 Everything malformed becomes an :class:`EnvelopeError` with a reason the client can read; a
 body beyond a limit becomes :class:`EnvelopeTooLarge`. Item types we do not know are kept as
@@ -14,10 +15,11 @@ items (the caller ignores them), as Sentry does.
 from __future__ import annotations
 
 import json
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from mobileplane.services.kit import encoding as encoding_
 
 
 class EnvelopeError(ValueError):
@@ -26,6 +28,10 @@ class EnvelopeError(ValueError):
 
 class EnvelopeTooLarge(ValueError):
     """The envelope (or one item) is larger than the limit."""
+
+
+class UnsupportedEncoding(EnvelopeError):
+    """A ``Content-Encoding`` the endpoint does not decode."""
 
 
 @dataclass(frozen=True)
@@ -53,37 +59,16 @@ class Envelope:
 
 
 def decompress(body: bytes, encoding: str | None, *, limit: int) -> bytes:
-    """``body`` decoded per ``Content-Encoding``, refusing to produce more than ``limit`` bytes."""
-    codings = [c.strip().lower() for c in (encoding or "").split(",") if c.strip()]
-    data = body
-    for coding in reversed(codings):  # the last applied coding is listed last
-        if coding == "identity":
-            continue
-        if coding in ("gzip", "x-gzip"):
-            wbits = 16 + zlib.MAX_WBITS
-        elif coding == "deflate":
-            wbits = zlib.MAX_WBITS  # zlib-wrapped, as HTTP's "deflate" means
-        else:
-            raise EnvelopeError(
-                f"unsupported Content-Encoding {coding!r}: send gzip, deflate or identity"
-            )
-        data = _inflate(data, wbits, limit, coding)
-    if len(data) > limit:
-        raise EnvelopeTooLarge(f"envelope is {len(data)} bytes; the limit is {limit}")
-    return data
-
-
-def _inflate(data: bytes, wbits: int, limit: int, coding: str) -> bytes:
-    inflater = zlib.decompressobj(wbits)
+    """``body`` decoded per ``Content-Encoding`` (:mod:`~mobileplane.services.kit.encoding`:
+    gzip, deflate, br, zstd), refusing to produce more than ``limit`` bytes."""
     try:
-        out = inflater.decompress(data, limit + 1)
-    except zlib.error as e:
-        raise EnvelopeError(f"body is not valid {coding} ({e})") from None
-    if len(out) > limit:
-        raise EnvelopeTooLarge(f"envelope decompresses to more than {limit} bytes")
-    if not inflater.eof:
-        raise EnvelopeError(f"body is truncated {coding} data")
-    return out
+        return encoding_.decode(body, encoding, limit=limit)
+    except encoding_.DecodedTooLarge as e:
+        raise EnvelopeTooLarge(f"envelope too large: {e}") from None
+    except encoding_.UnsupportedEncoding as e:
+        raise UnsupportedEncoding(str(e)) from None
+    except encoding_.EncodingError as e:
+        raise EnvelopeError(str(e)) from None
 
 
 def _header(line: bytes, what: str) -> dict[str, Any]:

@@ -7,12 +7,15 @@ import asyncio
 import gzip
 import json
 import uuid
+import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import brotli
 import httpx
 import pytest
+import zstandard
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -97,6 +100,38 @@ async def health(
 # -- bad input --------------------------------------------------------------------------------
 
 
+def _deflate_raw(data: bytes) -> bytes:
+    packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    return packer.compress(data) + packer.flush()
+
+
+@pytest.mark.parametrize(
+    ("coding", "pack"),
+    [
+        ("gzip", gzip.compress),
+        ("deflate", zlib.compress),
+        ("deflate", _deflate_raw),
+        ("br", brotli.compress),
+        ("zstd", lambda data: zstandard.ZstdCompressor().compress(data)),
+        ("gzip, br", lambda data: brotli.compress(gzip.compress(data))),
+    ],
+    ids=["gzip", "deflate", "raw-deflate", "br", "zstd", "gzip-then-br"],
+)
+async def test_every_encoding_sentrys_ingestion_accepts_is_accepted(
+    client: httpx.AsyncClient,
+    keys: dict[str, str],
+    sentry_auth: Auth,
+    coding: str,
+    pack: Callable[[bytes], bytes],
+) -> None:
+    event_id = uuid.uuid4().hex
+    body = envelope(event_item(event_id), header={"event_id": event_id})
+    headers = {**sentry_auth(keys["shop-python"]), "content-encoding": coding}
+    answer = await client.post(URL, content=pack(body), headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["stored"] == {"event": 1}
+
+
 @pytest.mark.parametrize(
     ("body", "headers", "status", "code"),
     [
@@ -119,7 +154,22 @@ async def health(
         ),
         pytest.param(b"{}\n", {"content-encoding": "gzip"}, 400, "invalid_body", id="not-gzip"),
         pytest.param(
-            b"{}\n", {"content-encoding": "br"}, 415, "unsupported_media_type", id="brotli"
+            brotli.compress(b"{}\n" + b" " * 500_000),
+            {"content-encoding": "br"},
+            413,
+            "payload_too_large",
+            id="brotli-bomb",
+        ),
+        pytest.param(
+            zstandard.ZstdCompressor().compress(b"{}\n" + b" " * 500_000),
+            {"content-encoding": "zstd"},
+            413,
+            "payload_too_large",
+            id="zstd-bomb",
+        ),
+        pytest.param(b"{}\n", {"content-encoding": "br"}, 400, "invalid_body", id="not-brotli"),
+        pytest.param(
+            b"{}\n", {"content-encoding": "compress"}, 415, "unsupported_media_type", id="lzw"
         ),
         pytest.param(
             envelope(({"type": "event"}, b"[not json")),

@@ -4,6 +4,7 @@ health that matches a hand-counted fixture exactly."""
 from __future__ import annotations
 
 import sys
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -19,10 +20,11 @@ Dsn = Callable[[str, str, int], str]
 
 
 @contextmanager
-def sentry(dsn: str, release: str) -> Iterator[None]:
+def sentry(dsn: str, release: str, **options: Any) -> Iterator[None]:
     sentry_sdk.init(
         dsn=dsn,
         release=release,
+        **options,
         environment="production",
         default_integrations=False,
         auto_enabling_integrations=False,
@@ -154,3 +156,28 @@ def test_sentry_sdk_obeys_our_rate_limits(
     with httpx.Client(base_url=telemetry_url, headers=reader_headers) as api:
         issues = api.get("/telemetry/projects/limited/issues").json()["issues"]
     assert sum(i["event_count"] for i in issues) == 3
+
+
+@pytest.mark.parametrize("algorithm", [None, "br", "gzip"], ids=["sdk-default", "br", "gzip"])
+def test_sentry_sdk_compression_is_accepted(
+    telemetry_url: str,
+    keys: dict[str, str],
+    make_dsn: Dsn,
+    reader_headers: dict[str, str],
+    algorithm: str | None,
+) -> None:
+    """sentry-python compresses with brotli by default when ``brotli`` is importable (it is:
+    a dependency of ours), else gzip; both must land (issue 21: br was answered 415 and the
+    SDK dropped the event silently)."""
+    import brotli  # noqa: F401 - the SDK's default is br only when this imports
+
+    experiments = {} if algorithm is None else {"transport_compression_algo": algorithm}
+    dsn = make_dsn(telemetry_url, keys["shop-python"], 1)
+    marker = f"compressed with {algorithm or 'the default'} {uuid.uuid4().hex[:8]}"
+    with sentry(dsn, "shop@2.0.0", _experiments=experiments):
+        transport: Any = sentry_sdk.get_client().transport
+        assert transport._compression_algo == (algorithm or "br")
+        sentry_sdk.capture_message(marker)
+    with httpx.Client(base_url=telemetry_url, headers=reader_headers) as api:
+        issues = api.get("/telemetry/projects/shop-python/issues").json()["issues"]
+    assert [i["title"] for i in issues if marker in i["title"]] != []
