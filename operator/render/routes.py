@@ -10,10 +10,12 @@ Policy per route:
   audience, expiry, algorithm allow-list) and requires the route's scopes; ``public``: no
   token. Public are the auth service itself (``/auth/``: login, token, revocation) and
   ``/.well-known/`` (OIDC discovery, JWKS, and the Apple/Android app-association files), which
-  apps read before they have a token. Telemetry and analytics are public *at the gateway* on
-  purpose: the Sentry and Segment SDKs authenticate with a DSN key / write key, not a user's
-  token, and a crash on the login screen must still be reported; those services check the
-  keys themselves.
+  apps read before they have a token. Telemetry's ingestion and analytics are public *at the
+  gateway* on purpose: the Sentry and Segment SDKs authenticate with a DSN key / write key,
+  not a user's token, and a crash on the login screen must still be reported; those services
+  check the keys themselves. Telemetry's read and management API (``/telemetry/projects/``)
+  is ``jwt`` without route scopes: the gateway validates the token and forwards the identity,
+  the service requires ``telemetry:read`` or ``telemetry:admin`` per route (issue 21 §3).
 - **timeoutSeconds** per attempt, **maxBodyBytes** per request: sized per service below.
 - **retries** only for idempotent methods (RFC 9110 §9.2.2), and only on failures that a
   second attempt can cure (connection refused, 502/503/504): retrying a POST could apply a
@@ -81,8 +83,15 @@ ROUTES: dict[str, tuple[RoutePolicy, ...]] = {
     "sync": (_jwt("sync", 30, 5 * MIB),),
     # Device registration and preferences only.
     "notifications": (_jwt("notifications", 10, 64 * KIB),),
-    # Sentry envelopes may carry attachments and minidumps: the one large body we accept.
-    "telemetry": (RoutePolicy("/telemetry/", "public", 30, 20 * MIB),),
+    "telemetry": (
+        # Sentry envelopes may carry attachments and minidumps: the one large body we accept.
+        RoutePolicy("/telemetry/", "public", 30, 20 * MIB),
+        # Issues, release health and management are for people and the release controller:
+        # a token is required here, and the service checks its scope per route
+        # (telemetry:read to read, telemetry:admin to manage), which one route-wide scope list
+        # could not say. Debug-file uploads keep the envelope route's body limit.
+        RoutePolicy("/telemetry/projects/", "jwt", 30, 20 * MIB),
+    ),
     # Segment caps a batch at 500 KB (32 KB per event); 1 MiB leaves headroom.
     "analytics": (RoutePolicy("/analytics/", "public", 10, 1 * MIB),),
     # Read before sign-in (is this version still supported?); writes need the

@@ -17,7 +17,7 @@ import secrets
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,21 +27,13 @@ from mobileplane.services.analytics.buckets import Interval, RangeError, buckets
 from mobileplane.services.analytics.settings import SLUG
 from mobileplane.services.analytics.spec import TYPES
 from mobileplane.services.kit.db import DbSession
-from mobileplane.services.kit.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from mobileplane.services.kit.identity import Identity, require_identity, require_scope
+from mobileplane.services.kit.errors import Conflict, NotFound, ValidationFailed
+from mobileplane.services.kit.identity import Identity, require_scope
 
 ADMIN_SCOPE = "analytics:admin"
 READ_SCOPE = "analytics:read"
 Admin = Annotated[Identity, require_scope(ADMIN_SCOPE)]
-
-
-def reader(identity: Annotated[Identity, Depends(require_identity)]) -> Identity:
-    if not (identity.has_scope(READ_SCOPE) or identity.has_scope(ADMIN_SCOPE)):
-        raise Forbidden(f"The access token lacks the {READ_SCOPE!r} scope")
-    return identity
-
-
-Reader = Annotated[Identity, Depends(reader)]
+Reader = Annotated[Identity, require_scope(READ_SCOPE, ADMIN_SCOPE)]
 MessageType = Literal["track", "identify", "page", "screen", "group", "alias"]
 assert set(TYPES) == set(MessageType.__args__)  # type: ignore[attr-defined]
 

@@ -48,6 +48,7 @@ __all__ = [
     "require_identity",
     "require_scope",
     "revoked_session_key",
+    "scope_refusal",
 ]
 
 #: Revoked sessions, shared by auth (writes) and the gateway (reads): an access token is a
@@ -76,12 +77,33 @@ def require_identity(request: Request) -> Identity:
     return identity
 
 
-def require_scope(scope: str) -> object:
-    """A FastAPI dependency that also requires ``scope`` (403 without it)."""
+def scope_refusal(identity: Identity, scopes: tuple[str, ...]) -> Forbidden | None:
+    """``None`` when ``identity`` holds one of ``scopes``; else the 403 that names them
+    (``insufficient_scope``, the gateway's code and RFC 6750's error, with the scopes in
+    ``details``), so a client can say which scope to ask for."""
+    if any(identity.has_scope(s) for s in scopes):
+        return None
+    first, others = scopes[0], scopes[1:]
+    alternatives = f" (or {', '.join(repr(s) for s in others)})" if others else ""
+    return Forbidden(
+        f"The access token lacks the {first!r} scope{alternatives}",
+        code="insufficient_scope",
+        details={"scopes": list(scopes)},
+        headers={
+            "www-authenticate": f'Bearer error="insufficient_scope", scope="{" ".join(scopes)}"'
+        },
+    )
+
+
+def require_scope(scope: str, *alternatives: str) -> object:
+    """A FastAPI dependency that also requires ``scope``, or one of ``alternatives`` (403
+    ``insufficient_scope`` without any of them)."""
+    scopes = (scope, *alternatives)
 
     def dependency(identity: Annotated[Identity, Depends(require_identity)]) -> Identity:
-        if not identity.has_scope(scope):
-            raise Forbidden(f"The access token lacks the {scope!r} scope")
+        refusal = scope_refusal(identity, scopes)
+        if refusal is not None:
+            raise refusal
         return identity
 
     return Depends(dependency)

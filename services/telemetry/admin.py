@@ -1,12 +1,15 @@
 """The telemetry service's management and query surface (behind the gateway).
 
 Scopes: ``telemetry:admin`` manages projects, DSN keys, issues and debug files; reading
-issues and release health needs ``telemetry:read`` (or ``telemetry:admin``) — the release
-controller's token carries ``telemetry:read``.
+projects (without their keys), issues and release health needs ``telemetry:read`` (or
+``telemetry:admin``) — the release controller's identity carries ``telemetry:read``, and so do
+the tokens of accounts that hold it (``mobileplane telemetry issues``). The gateway requires a
+token on ``/telemetry/projects/`` and forwards the identity; the scopes are checked here.
 
 - ``/telemetry/projects`` — projects (one per app and platform), their DSN keys, rate limits
   and stability targets;
-- ``/telemetry/projects/{project}/issues`` — grouped errors; resolve, reopen;
+- ``/telemetry/projects/{project}/issues`` — grouped errors (``?status=``, ``?release=``);
+  resolve, reopen;
 
 Release health and debug files are in :mod:`.releases`.
 
@@ -19,18 +22,17 @@ import secrets
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobileplane.services.kit.db import DbSession
 from mobileplane.services.kit.errors import (
     Conflict,
-    Forbidden,
     NotFound,
     ValidationFailed,
 )
-from mobileplane.services.kit.identity import Identity, require_identity, require_scope
+from mobileplane.services.kit.identity import Identity, require_scope
 from mobileplane.services.telemetry import issue_store, store
 from mobileplane.services.telemetry.api import State, TelemetryState, dsn
 from mobileplane.services.telemetry.health import (
@@ -42,17 +44,10 @@ from mobileplane.services.telemetry.settings import Platform
 ADMIN_SCOPE = "telemetry:admin"
 READ_SCOPE = "telemetry:read"
 Admin = Annotated[Identity, require_scope(ADMIN_SCOPE)]
+#: Reading (issues, release health, the project list without DSN keys): either scope.
+Reader = Annotated[Identity, require_scope(READ_SCOPE, ADMIN_SCOPE)]
 RELEASE = r"^[^\s/\\]{1,250}$"
 DEBUG_ID = r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
-
-
-def reader(identity: Annotated[Identity, Depends(require_identity)]) -> Identity:
-    if not (identity.has_scope(READ_SCOPE) or identity.has_scope(ADMIN_SCOPE)):
-        raise Forbidden(f"The access token lacks the {READ_SCOPE!r} scope")
-    return identity
-
-
-Reader = Annotated[Identity, Depends(reader)]
 
 
 class TargetsIn(BaseModel):
@@ -158,11 +153,15 @@ def _public_url(request: Request, state: TelemetryState) -> str:
 
 
 def _project_json(
-    project: dict[str, Any], keys: list[dict[str, Any]], request: Request, state: TelemetryState
+    project: dict[str, Any],
+    keys: list[dict[str, Any]] | None,
+    request: Request,
+    state: TelemetryState,
 ) -> dict[str, Any]:
+    """A project as the API shows it; ``keys`` ``None`` leaves the DSN keys out (readers)."""
     sessions, users = targets_of(project, state)
     base = _public_url(request, state)
-    return {
+    out = {
         "id": project["id"],
         "slug": project["slug"],
         "name": project["name"],
@@ -172,9 +171,11 @@ def _project_json(
             "crash_free_sessions": {"target": sessions.target, "critical": sessions.critical},
             "crash_free_users": {"target": users.target, "critical": users.critical},
         },
-        "keys": [_key_json(k, project, base) for k in keys],
         "created_at": project["created_at"].isoformat(),
     }
+    if keys is not None:
+        out["keys"] = [_key_json(k, project, base) for k in keys]
+    return out
 
 
 def _key_json(key: dict[str, Any], project: dict[str, Any], base: str) -> dict[str, Any]:
@@ -213,24 +214,28 @@ def router() -> APIRouter:
         )
         return _project_json(project, [key], request, state)
 
-    @api.get("/projects", summary="Every project")
+    async def _keys(session: AsyncSession, project_id: int, who: Identity) -> Any:
+        # DSN keys manage ingestion: shown to admins; a reader sees what to read.
+        return await store.list_keys(session, project_id) if who.has_scope(ADMIN_SCOPE) else None
+
+    @api.get("/projects", summary="Every project (with DSN keys for telemetry:admin)")
     async def list_projects(
-        request: Request, session: DbSession, state: State, _: Admin
+        request: Request, session: DbSession, state: State, who: Reader
     ) -> dict[str, Any]:
         projects = await store.list_projects(session)
         return {
             "projects": [
-                _project_json(p, await store.list_keys(session, p["id"]), request, state)
+                _project_json(p, await _keys(session, p["id"], who), request, state)
                 for p in projects
             ]
         }
 
-    @api.get("/projects/{project_ref}", summary="One project, with its DSN keys")
+    @api.get("/projects/{project_ref}", summary="One project (with DSN keys for telemetry:admin)")
     async def get_project(
-        project_ref: str, request: Request, session: DbSession, state: State, _: Admin
+        project_ref: str, request: Request, session: DbSession, state: State, who: Reader
     ) -> dict[str, Any]:
         project = await find_project(session, project_ref)
-        return _project_json(project, await store.list_keys(session, project["id"]), request, state)
+        return _project_json(project, await _keys(session, project["id"], who), request, state)
 
     @api.patch("/projects/{project_ref}", summary="Rename, set rate limits or targets")
     async def patch_project(
@@ -308,10 +313,15 @@ def router() -> APIRouter:
         session: DbSession,
         _: Reader,
         status: Annotated[Literal["resolved", "unresolved"] | None, Query()] = None,
+        release: Annotated[
+            str | None, Query(pattern=RELEASE, description="Only issues seen in this release.")
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> dict[str, Any]:
         project = await find_project(session, project_ref)
-        issues = await issue_store.list_issues(session, project["id"], status=status, limit=limit)
+        issues = await issue_store.list_issues(
+            session, project["id"], status=status, release=release, limit=limit
+        )
         return {"issues": [jsonable(i) for i in issues]}
 
     @api.get("/projects/{project_ref}/issues/{issue_id}", summary="One issue, with its releases")

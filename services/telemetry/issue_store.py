@@ -160,11 +160,25 @@ def _issue_columns() -> list[Any]:
 
 
 async def list_issues(
-    session: AsyncSession, project_id: int, *, status: str | None, limit: int
+    session: AsyncSession,
+    project_id: int,
+    *,
+    status: str | None,
+    limit: int,
+    release: str | None = None,
 ) -> list[dict[str, Any]]:
+    """The project's issues, most recently seen first; ``release``: only those with an event
+    of that release (its per-release counts)."""
     query = select(*_issue_columns()).where(m.issues.c.project_id == project_id)
     if status is not None:
         query = query.where(m.issues.c.status == status)
+    if release is not None:
+        seen = m.issue_releases.c
+        query = query.where(
+            select(seen.issue_id)
+            .where(seen.issue_id == m.issues.c.id, seen.release == release)
+            .exists()
+        )
     rows = await session.execute(query.order_by(m.issues.c.last_seen.desc()).limit(limit))
     return [_row(r) for r in rows]
 

@@ -204,6 +204,7 @@ def test_route_table_of_the_complete_example() -> None:
         "/content/",
         "/sync/",
         "/telemetry/",  # notifications and analytics are not shipped yet
+        "/telemetry/projects/",
         "/appconfig/",
     ]
     modes = {p: (r["auth"]["mode"], r["auth"].get("scopes")) for p, r in routes.items()}
@@ -214,6 +215,7 @@ def test_route_table_of_the_complete_example() -> None:
         "/content/": ("jwt", ["content"]),
         "/sync/": ("jwt", ["sync"]),
         "/telemetry/": ("public", None),  # Sentry DSN, checked by the service
+        "/telemetry/projects/": ("jwt", []),  # a token; the service checks its scope
         "/appconfig/": ("public", None),  # read before sign-in; writes only in-cluster
     }
     for prefix, route in routes.items():
@@ -228,9 +230,9 @@ def test_route_table_of_the_complete_example() -> None:
 @pytest.mark.parametrize(
     ("disabled", "prefixes"),
     [
-        pytest.param([], 8, id="all-shipped"),
-        pytest.param(["auth"], 6, id="no-auth-no-discovery"),
-        pytest.param(["profiles", "content", "sync"], 5, id="three-off"),
+        pytest.param([], 9, id="all-shipped"),
+        pytest.param(["auth"], 7, id="no-auth-no-discovery"),
+        pytest.param(["profiles", "content", "sync"], 6, id="three-off"),
     ],
 )
 def test_route_table_lists_only_enabled_services(disabled: list[str], prefixes: int) -> None:

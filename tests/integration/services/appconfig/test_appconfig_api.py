@@ -113,7 +113,7 @@ async def test_versions_halts_and_switches_reach_the_document(
             {"enabled": True},
             identity_headers(Identity("app-user", frozenset({"content"}))),
             403,
-            "forbidden",
+            "insufficient_scope",
             id="without the write scope",
         ),
         pytest.param(
