@@ -1,5 +1,9 @@
 """The token endpoint: authorization codes (PKCE-verified), rotating refresh tokens (reuse
-revokes the family), and token exchange of an upstream provider's ID token (RFC 8693)."""
+revokes the family), and token exchange of an upstream provider's ID token (RFC 8693).
+
+Every token issued carries the scopes asked for less the restricted ones the user does not
+hold (:func:`granted_scope`, ``AUTH_RESTRICTED_SCOPES``), decided at each issuance; the
+response's ``scope`` says what was granted (RFC 6749 §3.3)."""
 
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ from mobileplane.services.auth.context import (
     now,
     oauth_error,
 )
+from mobileplane.services.auth.settings import AuthSettings
 from mobileplane.services.auth.tokens import (
     ACCESS_TOKEN_TYPE,
     ID_TOKEN_TYPE,
@@ -132,8 +137,22 @@ def token_router() -> APIRouter:
     return router
 
 
+async def granted_scope(
+    db: AsyncSession, settings: AuthSettings, user_id: str, asked: tuple[str, ...]
+) -> tuple[str, ...]:
+    """``asked`` less the restricted scopes ``user_id`` does not hold (decided at every
+    issuance, refreshes too, so a scope taken away is gone within one access-token lifetime)."""
+    restricted = settings.restricted_scopes
+    first_account = False
+    if set(asked) & restricted & settings.first_account_scopes:
+        first_account = await store.is_first_account(db, user_id)
+    held = rules.held_scopes(restricted, settings.first_account_scopes, first_account=first_account)
+    return rules.granted_scopes(asked, restricted, held)
+
+
 async def _grant_for(
     db: AsyncSession,
+    settings: AuthSettings,
     user_id: str,
     client_id: str,
     sid: str,
@@ -148,7 +167,7 @@ async def _grant_for(
         user_id=user.id,
         client_id=client_id,
         session_id=sid,
-        scope=tuple(scope.split()),
+        scope=await granted_scope(db, settings, user.id, tuple(scope.split())),
         auth_time=auth_time,
         email=user.email,
         email_verified=user.email_verified,
@@ -180,6 +199,7 @@ async def _code_grant(
         return oauth_error("invalid_grant", "the session of this code has ended")
     issued = await _grant_for(
         db,
+        state.settings,
         grant.user_id,
         client.client_id,
         grant.session_id,
@@ -266,7 +286,14 @@ async def _refresh_grant(
         expires_at=rules.refresh_expiry(session.created_at, moment, settings.lifetimes),
     )
     grant = await _grant_for(
-        db, session.user_id, client.client_id, session.id, scope, session.created_at, session.amr
+        db,
+        settings,
+        session.user_id,
+        client.client_id,
+        session.id,
+        scope,
+        session.created_at,
+        session.amr,
     )
     if grant is None:
         return oauth_error("invalid_grant", "the user no longer exists")
@@ -339,7 +366,7 @@ async def _exchange_grant(
         user_id=user.id,
         client_id=client.client_id,
         session_id=sid,
-        scope=scope,
+        scope=await granted_scope(db, settings, user.id, scope),
         auth_time=moment,
         email=user.email,
         email_verified=user.email_verified,

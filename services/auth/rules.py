@@ -10,6 +10,9 @@
   absolute lifetimes, and an optional cap on sessions per user (least recently used go first).
 - **Lockout** (:func:`after_failed_login`): consecutive failed logins lock the account for a
   time that doubles with each further failure, capped.
+- **Restricted scopes** (:func:`granted_scopes`): a client's registration says which scopes it
+  may ask for; some scopes are for the platform's people (developers, release managers), not
+  for every user of an app, and only users who hold them get them.
 """
 
 from __future__ import annotations
@@ -128,3 +131,25 @@ def after_failed_login(
 
 def is_locked(locked_until: datetime | None, now: datetime) -> bool:
     return locked_until is not None and now < locked_until
+
+
+def granted_scopes(
+    asked: tuple[str, ...], restricted: frozenset[str], held: frozenset[str]
+) -> tuple[str, ...]:
+    """The scopes a token gets for ``asked`` (already allowed for the client): the restricted
+    ones only if the user holds them. Never an error: an authorization server may grant less
+    than asked (RFC 6749 §3.3), and the token response's ``scope`` says what was granted, so a
+    client can tell the user what is missing.
+
+    >>> granted_scopes(("openid", "telemetry:read"), frozenset({"telemetry:read"}), frozenset())
+    ('openid',)
+    """
+    return tuple(s for s in asked if s not in restricted or s in held)
+
+
+def held_scopes(
+    restricted: frozenset[str], first_account_scopes: frozenset[str], *, first_account: bool
+) -> frozenset[str]:
+    """The restricted scopes a user holds: the first account's (the quick start's developer)
+    when the user is the platform's first account; nobody else holds any yet."""
+    return (first_account_scopes & restricted) if first_account else frozenset()

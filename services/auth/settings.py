@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from mobileplane.services.auth.clients import ClientRegistry, parse_clients
@@ -79,6 +79,16 @@ class AuthSettings(KitSettings):
         description="Upstream OpenID providers whose ID tokens sign users in: a JSON list of "
         '{"name", "issuer", "jwks_uri", "audiences"}.',
     )
+    auth_restricted_scopes: str = Field(
+        default="telemetry:read telemetry:admin analytics:read analytics:admin appconfig:write",
+        description="Scopes for the platform's people, not an app's users: a client may ask for "
+        "them, but only users who hold them get them (space-separated).",
+    )
+    auth_first_account_scopes: str = Field(
+        default="",
+        description="Restricted scopes the platform's first account (the earliest created) "
+        "holds: the quick start's developer (space-separated; empty: nobody).",
+    )
     auth_min_password_length: int = Field(default=10, ge=8, le=128)
     auth_apple_app_ids: str | None = None
     auth_android_app_links: str | None = None
@@ -89,6 +99,27 @@ class AuthSettings(KitSettings):
         if not value.startswith(("https://", "http://")) or "?" in value or "#" in value:
             raise ValueError("must be an http(s) URL without query or fragment (OIDC Discovery §3)")
         return value.rstrip("/")
+
+    @field_validator("auth_first_account_scopes")
+    @classmethod
+    def _first_account_restricted(cls, value: str, info: ValidationInfo) -> str:
+        restricted = set(str(info.data.get("auth_restricted_scopes", "")).split())
+        loose = sorted(set(value.split()) - restricted)
+        if loose:
+            raise ValueError(
+                f"{' '.join(loose)} not in AUTH_RESTRICTED_SCOPES: every user of a client that "
+                "may ask for an unrestricted scope gets it, so the first account holding it "
+                "means nothing"
+            )
+        return value
+
+    @property
+    def restricted_scopes(self) -> frozenset[str]:
+        return frozenset(self.auth_restricted_scopes.split())
+
+    @property
+    def first_account_scopes(self) -> frozenset[str]:
+        return frozenset(self.auth_first_account_scopes.split())
 
     @cached_property
     def clients(self) -> ClientRegistry:

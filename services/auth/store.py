@@ -94,6 +94,12 @@ async def get_user(db: AsyncSession, user_id: str) -> User | None:
     return _user(row) if row else None
 
 
+async def is_first_account(db: AsyncSession, user_id: str) -> bool:
+    """Whether ``user_id`` is the platform's earliest created account."""
+    first = await db.scalar(select(users.c.id).order_by(users.c.created_at, users.c.id).limit(1))
+    return first == user_id
+
+
 async def user_by_email(db: AsyncSession, email: str, *, lock: bool = False) -> User | None:
     query = select(users).where(func.lower(users.c.email) == email.lower())
     if lock:

@@ -14,6 +14,8 @@ from html.parser import HTMLParser
 from typing import Any
 
 import httpx
+from authlib.common.security import generate_token
+from authlib.integrations.httpx_client import OAuth2Client
 
 from mobileplane.operator.keys import KeySet, generate, rotate
 
@@ -94,3 +96,39 @@ def browser_login(
     finally:
         if own:
             client.close()
+
+
+def sign_in(
+    platform_url: str,
+    email: str,
+    password: str,
+    scope: str,
+    *,
+    register: bool = False,
+    client_id: str = APP_ID,
+    redirect_uri: str = REDIRECT_URI,
+) -> dict[str, Any]:
+    """An app's sign-in with authlib (authorization code + PKCE, discovery and every endpoint
+    at ``platform_url``), the login page posted by :func:`browser_login`: the token response."""
+    meta = httpx.get(f"{platform_url}/.well-known/openid-configuration", timeout=10).json()
+    verifier = generate_token(64)
+    with OAuth2Client(
+        client_id=client_id,
+        redirect_uri=redirect_uri,
+        scope=scope,
+        code_challenge_method="S256",
+        token_endpoint_auth_method="none",
+    ) as client:
+        url, _ = client.create_authorization_url(
+            meta["authorization_endpoint"], code_verifier=verifier
+        )
+        answer = browser_login(url, email, password, register=register)
+        if answer.status_code != 303:
+            raise AssertionError(f"the login page answered {answer.status_code}: {answer.text}")
+        return dict(
+            client.fetch_token(
+                meta["token_endpoint"],
+                authorization_response=answer.headers["location"],
+                code_verifier=verifier,
+            )
+        )

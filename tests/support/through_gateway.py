@@ -9,7 +9,7 @@ against the auth service's JWKS. Routes and policies are the operator's
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,9 +60,12 @@ def platform_behind_gateway(
     keys_dir: Path,
     kit: KitSettings,
     services: Sequence[ServiceDefinition],
+    *,
+    auth_env: Mapping[str, str] | None = None,
     **gateway_settings: Any,
 ) -> Iterator[Platform]:
-    """Start auth, ``services`` and a gateway in front of them; stop them all afterwards."""
+    """Start auth, ``services`` and a gateway in front of them; stop them all afterwards.
+    ``auth_env`` adds to (or overrides) the auth service's ``AUTH_*`` settings."""
     running = (AUTH, *services)
     # Each server knows every running service's data-subject store, as `mobileplane serve`
     # does with the platform's: an erasure through profiles reaches auth's tables too.
@@ -96,6 +99,7 @@ def platform_behind_gateway(
         "AUTH_SIGNING_KEYS_DIR": str(keys_dir),
         "AUTH_SIGNING_KEYS_CHECK_SECONDS": "0",
         "AUTH_LOGIN_ATTEMPTS_PER_IP_PER_MINUTE": "1000",
+        **(auth_env or {}),
     }.items():
         monkeypatch.setenv(key, value)
     started: list[ServerHandle] = []

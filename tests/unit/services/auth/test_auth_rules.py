@@ -212,3 +212,62 @@ def test_at_hash_oidc_example() -> None:
     assert at_hash("jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y", "RS256") == (
         "77QmUPtjPfzWtF2AnpK9RQ"
     )
+
+
+TELEMETRY = frozenset({"telemetry:read", "telemetry:admin"})
+
+
+@pytest.mark.parametrize(
+    ("asked", "held", "granted"),
+    [
+        pytest.param(("openid", "sync"), frozenset(), ("openid", "sync"), id="unrestricted"),
+        pytest.param(
+            ("openid", "telemetry:read"), frozenset(), ("openid",), id="restricted-not-held"
+        ),
+        pytest.param(
+            ("openid", "telemetry:read"),
+            frozenset({"telemetry:read"}),
+            ("openid", "telemetry:read"),
+            id="restricted-held",
+        ),
+        pytest.param(
+            ("telemetry:admin", "telemetry:read"),
+            frozenset({"telemetry:read"}),
+            ("telemetry:read",),
+            id="only-what-is-held",
+        ),
+        pytest.param((), TELEMETRY, (), id="holding-is-not-asking"),
+    ],
+)
+def test_restricted_scopes_go_only_to_users_who_hold_them(
+    asked: tuple[str, ...], held: frozenset[str], granted: tuple[str, ...]
+) -> None:
+    assert rules.granted_scopes(asked, TELEMETRY, held) == granted
+
+
+@pytest.mark.parametrize(
+    ("first_account", "held"),
+    [
+        pytest.param(True, frozenset({"telemetry:read"}), id="first-account"),
+        pytest.param(False, frozenset(), id="anyone-else"),
+    ],
+)
+def test_the_first_account_holds_its_restricted_scopes(
+    first_account: bool, held: frozenset[str]
+) -> None:
+    # A first-account scope that is not restricted is no privilege: it is left out.
+    first = frozenset({"telemetry:read", "sync"})
+    assert rules.held_scopes(TELEMETRY, first, first_account=first_account) == held
+
+
+def test_a_first_account_scope_must_be_restricted() -> None:
+    from pydantic import ValidationError
+
+    from mobileplane.services.auth.settings import AuthSettings
+
+    stores = {"database_url": "postgresql+psycopg://db/x", "redis_url": "redis://r:6379/0"}
+    settings = AuthSettings(auth_first_account_scopes="telemetry:read", **stores)
+    assert settings.first_account_scopes == {"telemetry:read"}
+    assert "telemetry:read" in settings.restricted_scopes
+    with pytest.raises(ValidationError, match="sync not in AUTH_RESTRICTED_SCOPES"):
+        AuthSettings(auth_first_account_scopes="telemetry:read sync", **stores)

@@ -1,0 +1,160 @@
+"""Reading telemetry back as a developer does: through the gateway, with a token from the
+platform's own login (issue 21 §3: every read route answered 401 through the gateway).
+
+Real components: auth, telemetry and the gateway under uvicorn, routes and policies as the
+operator renders them; the crash is sent by the real sentry-sdk through the gateway's public
+ingestion route, with the DSN key only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from support.oidc import clients_json, sign_in
+from support.sentry import sentry, session
+from support.through_gateway import Platform, platform_behind_gateway
+
+from mobileplane.services.kit.identity import Identity, identity_headers
+from mobileplane.services.kit.settings import KitSettings
+from mobileplane.services.telemetry.service import SERVICE as TELEMETRY
+
+pytestmark = pytest.mark.integration
+
+PASSWORD = "a long enough password"
+KEY = "e5" * 16
+PROJECTS = [{"id": 7, "slug": "shop-android", "platform": "android", "keys": [{"public_key": KEY}]}]
+#: What `mobileplane login` asks for; the demo client may ask for the telemetry scopes.
+SCOPE = "openid offline_access telemetry:read"
+
+
+@pytest.fixture
+def platform(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    database_url: str,
+    redis_url: str,
+    redis_prefix: str,
+) -> Iterator[Platform]:
+    monkeypatch.setenv("TELEMETRY_PROJECTS", json.dumps(PROJECTS))
+    kit = KitSettings(
+        database_url=database_url, redis_url=redis_url, redis_prefix=redis_prefix, log_format="text"
+    )
+    auth_env = {
+        "AUTH_CLIENTS": clients_json("openid offline_access email telemetry:read telemetry:admin"),
+        # As the quick start: the first account is the developer.
+        "AUTH_FIRST_ACCOUNT_SCOPES": "telemetry:read",
+    }
+    with platform_behind_gateway(
+        monkeypatch, tmp_path / "signing-keys", kit, [TELEMETRY], auth_env=auth_env
+    ) as running:
+        yield running
+
+
+def bearer(token: dict[str, Any]) -> dict[str, str]:
+    return {"authorization": f"Bearer {token['access_token']}"}
+
+
+def crash_through_the_gateway(platform: Platform) -> None:
+    scheme, _, host = platform.url.partition("://")
+    dsn = f"{scheme}://{KEY}@{host}/telemetry/7"
+    with sentry(dsn, "shop@1.2.0"):
+        session("u1", "healthy")
+        session("u2", "crashed")
+
+
+def test_a_developer_lists_issues_and_release_health_through_the_gateway(
+    platform: Platform,
+) -> None:
+    developer = sign_in(platform.url, "dev@example.com", PASSWORD, SCOPE, register=True)
+    assert "telemetry:read" in developer["scope"].split()
+    crash_through_the_gateway(platform)  # ingestion: the DSN key, no token
+
+    with httpx.Client(base_url=platform.url, headers=bearer(developer), timeout=10) as api:
+        projects = api.get("/telemetry/projects")
+        issues = api.get(
+            "/telemetry/projects/shop-android/issues", params={"release": "shop@1.2.0"}
+        )
+        elsewhere = api.get("/telemetry/projects/7/issues", params={"release": "shop@1.1.0"})
+        health = api.get(
+            "/telemetry/projects/shop-android/releases/shop@1.2.0/health", params={"window": "1h"}
+        )
+        recent = api.get("/telemetry/projects/shop-android/releases", params={"window": "1h"})
+
+    assert projects.status_code == 200, projects.text
+    [project] = projects.json()["projects"]
+    assert project["slug"] == "shop-android"
+    assert "keys" not in project  # DSN keys are for telemetry:admin
+    assert issues.status_code == 200, issues.text
+    [issue] = issues.json()["issues"]
+    assert issue["title"].startswith("KeyError")
+    assert issue["last_release"] == "shop@1.2.0"
+    assert elsewhere.json()["issues"] == []  # not seen in that release
+    assert health.status_code == 200, health.text
+    release = health.json()["release"]
+    assert release["sessions"]["total"] == 2
+    assert release["sessions"]["crashed"] == 1
+    assert release["crash_free_sessions"]["rate"] == pytest.approx(0.5)
+    assert [r["release"] for r in recent.json()["releases"]] == ["shop@1.2.0"]
+
+
+def test_each_refusal_says_what_is_wrong(platform: Platform) -> None:
+    sign_in(platform.url, "dev@example.com", PASSWORD, SCOPE, register=True)  # the first
+    # A later account asks for the same scope with the same client: the token comes without
+    # it (the response's scope says so), and the service's 403 names what is missing.
+    user = sign_in(platform.url, "user@example.com", PASSWORD, SCOPE, register=True)
+    assert "telemetry:read" not in user["scope"].split()
+    issues = f"{platform.url}/telemetry/projects/shop-android/issues"
+
+    anonymous = httpx.get(issues, timeout=10)
+    assert anonymous.status_code == 401
+    assert anonymous.json()["error"]["message"].startswith("This route needs an access token")
+    assert anonymous.headers["www-authenticate"].startswith("Bearer")
+
+    # Identity headers a client sends are stripped: they are no way around the token.
+    spoofed = identity_headers(Identity("dev", frozenset({"telemetry:read"})))
+    assert httpx.get(issues, headers=spoofed, timeout=10).status_code == 401
+
+    lacking = httpx.get(issues, headers=bearer(user), timeout=10)
+    assert lacking.status_code == 403
+    error = lacking.json()["error"]
+    assert error["code"] == "insufficient_scope"
+    assert "'telemetry:read'" in error["message"]
+    assert error["details"] == {"scopes": ["telemetry:read", "telemetry:admin"]}
+    assert 'scope="telemetry:read telemetry:admin"' in lacking.headers["www-authenticate"]
+
+    forged = httpx.get(issues, headers={"authorization": "Bearer not.a.token"}, timeout=10)
+    assert forged.status_code == 401
+    assert forged.json()["error"]["code"] == "invalid_token"
+
+    # Called directly, bypassing the gateway, the service says where to call it.
+    direct = httpx.get(f"{platform.services['telemetry'].url}/telemetry/projects/7/issues")
+    assert direct.status_code == 401
+    assert "through the gateway" in direct.json()["error"]["message"]
+
+    # Ingestion stays DSN-authenticated: no token needed, a missing key is what is wrong.
+    envelope = b'{}\n{"type":"event","length":2}\n{}\n'
+    ingest = f"{platform.url}/telemetry/api/7/envelope/"
+    refused = httpx.post(ingest, content=envelope, timeout=10)
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "invalid_dsn_key"
+    auth = {"x-sentry-auth": f"Sentry sentry_key={KEY}, sentry_version=7"}
+    assert httpx.post(ingest, content=envelope, headers=auth, timeout=10).status_code == 200
+
+
+def test_a_reader_cannot_manage(platform: Platform) -> None:
+    developer = sign_in(platform.url, "dev@example.com", PASSWORD, SCOPE, register=True)
+    resolve = httpx.patch(
+        f"{platform.url}/telemetry/projects/7/issues/1",
+        json={"status": "resolved"},
+        headers=bearer(developer),
+        timeout=10,
+    )
+    assert resolve.status_code == 403
+    assert (
+        resolve.json()["error"]["message"] == "The access token lacks the 'telemetry:admin' scope"
+    )
