@@ -5,7 +5,8 @@
 ``mobileplane operator`` and ``mobileplane release controller`` are what the chart's pods run.
 ``mobileplane login`` signs in as a native app does and keeps the sign-in; ``mobileplane token``
 prints a fresh access token from it (:mod:`mobileplane.credentials`, which other commands
-that call the platform use too).
+that call the platform use too). ``mobileplane telemetry issues|health`` read crashes and
+release health back with it (:mod:`mobileplane.telemetry_reader`).
 ``mobileplane stack up|down|status|env`` manages the real components tests run against.
 ``mobileplane image build`` builds the container image without a Docker daemon.
 Errors are printed with what to do next, and exit non-zero; no tracebacks for expected
@@ -29,6 +30,7 @@ from mobileplane.stack.config import ConfigError
 from mobileplane.stack.errors import StackError
 
 if TYPE_CHECKING:
+    from mobileplane import telemetry_reader
     from mobileplane.image import builder as image_builder
 
 T = TypeVar("T")
@@ -116,7 +118,11 @@ def migrate(database_url: str | None) -> None:
 @click.option("--url", default=DEFAULT_PLATFORM_URL, show_default=True, help="The platform.")
 @click.option("--client-id", default="dev.mobileplane.demo", show_default=True)
 @click.option(
-    "--scope", default="openid offline_access email profiles sync content", show_default=True
+    "--scope",
+    default="openid offline_access email profiles sync content telemetry:read",
+    show_default=True,
+    help="telemetry:read is granted only to accounts that hold it (on the quick start: the "
+    "first account created); without it the sign-in works and lacks it.",
 )
 @click.option("--no-browser", is_flag=True, help="Print the URL instead of opening a browser.")
 def login_command(url: str, client_id: str, scope: str, no_browser: bool) -> None:
@@ -127,7 +133,7 @@ def login_command(url: str, client_id: str, scope: str, no_browser: bool) -> Non
     fresh access token whenever one is needed.
     """
     from mobileplane.credentials import CredentialsError, save
-    from mobileplane.login import LoginError, login
+    from mobileplane.login import LoginError, login, not_granted
 
     def show(authorize: str) -> None:
         click.echo(f"Open this URL to sign in (or create an account):\n  {authorize}", err=True)
@@ -139,6 +145,13 @@ def login_command(url: str, client_id: str, scope: str, no_browser: bool) -> Non
     except LoginError as e:
         raise click.ClickException(str(e)) from None
     click.echo(json.dumps({k: v for k, v in token.items() if k != "refresh_token"}, indent=2))
+    withheld = not_granted(scope, token.get("scope"))
+    if withheld:
+        click.echo(
+            f"note: the platform did not grant {' '.join(withheld)}: restricted scopes go only "
+            "to accounts that hold them (on the quick start: the first account created)",
+            err=True,
+        )
     try:
         kept = save(url, client_id, scope, token)
     except CredentialsError as e:
@@ -168,6 +181,106 @@ def token_command(url: str) -> None:
         click.echo(access_token(url))
     except CredentialsError as e:
         raise click.ClickException(str(e)) from None
+
+
+# -- telemetry: crashes and release health, read back ------------------------------------------
+
+
+@main.group()
+def telemetry() -> None:
+    """Crashes grouped into issues, and release health (needs the telemetry:read scope)."""
+
+
+_URL = click.option("--url", default=DEFAULT_PLATFORM_URL, show_default=True, help="The platform.")
+_PROJECT = click.option("--project", help="A project's slug or id (default: every project).")
+_JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+def _reader_session(url: str) -> telemetry_reader.TelemetryReader:
+    from mobileplane.credentials import CredentialsError, access_token, load
+    from mobileplane.telemetry_reader import TelemetryReader
+
+    try:
+        token = access_token(url)
+        granted = load(url).scope
+    except CredentialsError as e:
+        raise click.ClickException(str(e)) from None
+    return TelemetryReader(url, token, granted=granted)
+
+
+@telemetry.command("issues")
+@_URL
+@_PROJECT
+@click.option("--release", help="Only issues seen in this release (e.g. shop@1.2.0+42).")
+@click.option(
+    "--status",
+    type=click.Choice(["unresolved", "resolved", "all"]),
+    default="unresolved",
+    show_default=True,
+)
+@click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True)
+@_JSON
+def telemetry_issues(
+    url: str, project: str | None, release: str | None, status: str, limit: int, as_json: bool
+) -> None:
+    """Issues (crashes and errors grouped by cause), most recently seen first."""
+    from mobileplane.telemetry_reader import TelemetryReadError, issue_table
+
+    try:
+        with _reader_session(url) as reader:
+            issues = [
+                {"project": p["slug"], **issue}
+                for p in reader.projects(project)
+                for issue in reader.issues(
+                    str(p["id"]),
+                    status=None if status == "all" else status,
+                    release=release,
+                    limit=limit,
+                )
+            ]
+    except TelemetryReadError as e:
+        raise click.ClickException(str(e)) from None
+    if as_json:
+        click.echo(json.dumps({"issues": issues}, indent=2))
+    elif issues:
+        click.echo("\n".join(issue_table(issues)))
+    else:
+        where = f" in release {release}" if release else ""
+        click.echo(f"No {'' if status == 'all' else status + ' '}issues{where}.", err=True)
+
+
+@telemetry.command("health")
+@_URL
+@_PROJECT
+@click.option("--release", help="One release (default: every release seen in the window).")
+@click.option("--window", default="24h", show_default=True, help="Sessions started within.")
+@click.option("--environment", help="Only sessions of this environment (e.g. production).")
+@_JSON
+def telemetry_health(
+    url: str,
+    project: str | None,
+    release: str | None,
+    window: str,
+    environment: str | None,
+    as_json: bool,
+) -> None:
+    """Release health: sessions, crash-free sessions and users (95% intervals), adoption."""
+    from mobileplane.telemetry_reader import TelemetryReadError, health_table
+
+    try:
+        with _reader_session(url) as reader:
+            reports = [
+                reader.health(str(p["id"]), release=release, window=window, environment=environment)
+                for p in reader.projects(project)
+            ]
+    except TelemetryReadError as e:
+        raise click.ClickException(str(e)) from None
+    if as_json:
+        click.echo(json.dumps({"health": reports}, indent=2))
+    elif any(r["releases"] for r in reports):
+        click.echo("\n".join(health_table(reports)))
+    else:
+        click.echo(f"No sessions in the last {window}.", err=True)
 
 
 @main.group()

@@ -23,6 +23,14 @@ import httpx
 from mobileplane.services.auth.pkce import s256
 
 
+def not_granted(asked: str, granted: str | None) -> list[str]:
+    """Scopes asked for and not granted (a response without ``scope`` granted all, RFC 6749
+    §5.1); the platform grants restricted ones only to accounts that hold them."""
+    if granted is None:
+        return []
+    return [s for s in asked.split() if s not in granted.split()]
+
+
 class LoginError(RuntimeError):
     """The sign-in did not complete; the message says why and what to try."""
 

@@ -136,8 +136,15 @@ def display_host(host: str) -> str:
     return "127.0.0.1" if unspecified else host
 
 
+#: Restricted scopes (auth's ``AUTH_RESTRICTED_SCOPES``) the quick start's first account holds:
+#: whoever runs it reads the crashes its apps send (``mobileplane telemetry issues``) and manages
+#: telemetry projects. Accounts created after it (the demo app's users) do not.
+DEVELOPER_SCOPES = ("telemetry:read", "telemetry:admin")
+
+
 def demo_clients(scopes: Sequence[str]) -> str:
-    """``AUTH_CLIENTS`` for the quick start: the demo app, allowed every service's scope."""
+    """``AUTH_CLIENTS`` for the quick start: the demo app, allowed every service's scope and
+    the developer's (:data:`DEVELOPER_SCOPES`, granted to the first account only)."""
     return json.dumps(
         [
             {
@@ -145,7 +152,9 @@ def demo_clients(scopes: Sequence[str]) -> str:
                 "client_name": "mobileplane demo app",
                 "redirect_uris": list(DEMO_REDIRECT_URIS),
                 "token_endpoint_auth_method": "none",
-                "scope": " ".join(["openid", "offline_access", "email", *scopes]),
+                "scope": " ".join(
+                    ["openid", "offline_access", "email", *scopes, *DEVELOPER_SCOPES]
+                ),
             }
         ]
     )
@@ -236,6 +245,8 @@ def banner(
     apps = apps_status(DEMO_PLATFORM, DEMO_SPEC, app_keys or {}, http_url)
     url_option = "" if http_url == DEFAULT_PLATFORM_URL else f" --url {http_url}"
     login, token = f"{command} login{url_option}", f"{command} token{url_option}"
+    crashes = f"{command} telemetry issues{url_option}"
+    health = f"{command} telemetry health{url_option}"
     password = f"  (password in {credentials_file})" if credentials_file else ""
     logs = data_dir / "logs"
     up: Section = (
@@ -263,8 +274,10 @@ def banner(
     next_steps: Section = (
         "Next:",
         [
-            (login, "sign in or create an account, as the demo app (keeps a refresh token)"),
+            (login, "sign in or create an account (the first one also reads telemetry)"),
             (token, "prints a fresh access token (they last 15 minutes)"),
+            (crashes, "crashes sent to the Sentry DSNs above, grouped into issues"),
+            (health, "crash-free sessions and users per release"),
             (f'curl -H "authorization: Bearer $({token})" {http_url}/profiles/me', ""),
             (f"{http_url}/docs", "every API, to read and try"),
             (
@@ -468,6 +481,7 @@ def _serve_platform(
         "AUTH_ISSUER": http_url,
         "AUTH_DISPLAY_NAME": "mobileplane quick start",
         "AUTH_CLIENTS": demo_clients(scopes),
+        "AUTH_FIRST_ACCOUNT_SCOPES": " ".join(DEVELOPER_SCOPES),
         "AUTH_SIGNING_KEYS_DIR": str(signing_keys_dir(data_dir)),
         "TELEMETRY_PROJECTS": json.dumps(telemetry_projects(DEMO_PLATFORM, DEMO_SPEC, app_keys)),
         "TELEMETRY_PUBLIC_URL": http_url,

@@ -88,6 +88,10 @@ def test_banner_leads_next_with_login_and_never_shows_the_password() -> None:
     next_steps = text.split("Next:\n", 1)[1].split("\n\n")[0].splitlines()
     assert next_steps[0].startswith("  .venv/bin/mobileplane login  ")
     assert next_steps[1].startswith("  .venv/bin/mobileplane token  ")
+    # How to see crashes (issue 21 §3): the first account's sign-in may read them.
+    assert next_steps[2].startswith("  .venv/bin/mobileplane telemetry issues  ")
+    assert next_steps[3].startswith("  .venv/bin/mobileplane telemetry health  ")
+    assert "the first one also reads telemetry" in next_steps[0]
     assert "$(.venv/bin/mobileplane token)" in text
     assert "s3cret-pw" not in text
     assert "postgresql://postgres:***@127.0.0.1:15432/mobileplane" in text
@@ -104,6 +108,7 @@ def test_banner_on_another_port_passes_the_url_to_login() -> None:
     text = banner_text("http://127.0.0.1:18480")
     assert ".venv/bin/mobileplane login --url http://127.0.0.1:18480  " in text
     assert "$(.venv/bin/mobileplane token --url http://127.0.0.1:18480)" in text
+    assert ".venv/bin/mobileplane telemetry issues --url http://127.0.0.1:18480  " in text
 
 
 def test_a_banner_line_is_a_row() -> None:

@@ -9,16 +9,20 @@ ingestion route, with the DSN key only.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from support.oidc import clients_json, sign_in
+from support.oidc import APP_ID, clients_json, sign_in
 from support.sentry import sentry, session
 from support.through_gateway import Platform, platform_behind_gateway
 
+from mobileplane import credentials
 from mobileplane.services.kit.identity import Identity, identity_headers
 from mobileplane.services.kit.settings import KitSettings
 from mobileplane.services.telemetry.service import SERVICE as TELEMETRY
@@ -158,3 +162,66 @@ def test_a_reader_cannot_manage(platform: Platform) -> None:
     assert (
         resolve.json()["error"]["message"] == "The access token lacks the 'telemetry:admin' scope"
     )
+
+
+# -- mobileplane telemetry issues|health, in a process of its own, against the platform ------
+
+
+def cli(platform: Platform, state: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "mobileplane", "telemetry", *args, "--url", platform.url]
+    env = {"XDG_STATE_HOME": str(state), "PATH": os.environ["PATH"]}
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=60, check=False)
+
+
+def signed_in(platform: Platform, state: Path, email: str) -> dict[str, Any]:
+    """What `mobileplane login` keeps after this account signs in."""
+    token = sign_in(platform.url, email, PASSWORD, SCOPE, register=True)
+    credentials.save(platform.url, APP_ID, SCOPE, token, environ={"XDG_STATE_HOME": str(state)})
+    return token
+
+
+def test_the_cli_lists_issues_and_release_health(platform: Platform, tmp_path: Path) -> None:
+    signed_in(platform, tmp_path, "dev@example.com")
+    crash_through_the_gateway(platform)
+
+    issues = cli(platform, tmp_path, "issues")
+    assert issues.returncode == 0, issues.stderr
+    header, row = issues.stdout.splitlines()
+    assert header.split()[:3] == ["PROJECT", "ISSUE", "STATUS"]
+    assert row.split()[:3] == ["shop-android", "1", "unresolved"]
+    assert "shop@1.2.0" in row and "KeyError: 'u2'" in row
+
+    machine = cli(platform, tmp_path, "issues", "--json", "--release", "shop@1.2.0")
+    [issue] = json.loads(machine.stdout)["issues"]
+    assert issue["project"] == "shop-android" and issue["event_count"] == 1
+    none = cli(platform, tmp_path, "issues", "--release", "shop@0.9.0", "--status", "all")
+    assert none.returncode == 0 and none.stdout == ""
+    assert "No issues in release shop@0.9.0." in none.stderr
+
+    health = cli(platform, tmp_path, "health", "--project", "shop-android")
+    assert health.returncode == 0, health.stderr
+    header, row = health.stdout.splitlines()
+    assert row.split()[:4] == ["shop-android", "shop@1.2.0", "2", "1"]
+    assert "50.0% (" in row and row.endswith("critical")
+    one = json.loads(cli(platform, tmp_path, "health", "--release", "shop@1.2.0", "--json").stdout)
+    [report] = one["health"]
+    assert report["releases"][0]["crash_free_sessions"]["rate"] == pytest.approx(0.5)
+
+
+def test_the_cli_says_what_is_wrong(platform: Platform, tmp_path: Path) -> None:
+    nobody = cli(platform, tmp_path / "nobody", "issues")
+    assert nobody.returncode == 1
+    assert f"not signed in to {platform.url}: run `mobileplane login --url" in nobody.stderr
+
+    signed_in(platform, tmp_path / "dev", "dev@example.com")  # the first account
+    signed_in(platform, tmp_path / "user", "user@example.com")
+    lacking = cli(platform, tmp_path / "user", "issues")
+    assert lacking.returncode == 1
+    assert "lacks the 'telemetry:read' scope (it was granted: openid offline_access)" in (
+        lacking.stderr
+    )
+    assert "first account created" in lacking.stderr
+
+    unknown = cli(platform, tmp_path / "dev", "health", "--project", "nope")
+    assert unknown.returncode == 1
+    assert "no telemetry project 'nope' (HTTP 404)" in unknown.stderr
