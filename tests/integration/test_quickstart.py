@@ -23,9 +23,11 @@ import pytest
 from authlib.common.security import generate_token
 from authlib.integrations.httpx_client import OAuth2Client
 from support.oidc import browser_login
+from support.sentry import sentry, session
 
 from mobileplane.embedded.process import pick_port, port_is_free
-from mobileplane.quickstart import DEMO_CLIENT_ID
+from mobileplane.operator.render.appkeys import apps_status
+from mobileplane.quickstart import DEMO_CLIENT_ID, DEMO_PLATFORM, DEMO_SPEC, demo_app_keys
 from mobileplane.services.kit.identity import Identity, identity_headers
 
 # It brings its own embedded servers: an end-to-end run of `mobileplane up`, no stack needed.
@@ -148,6 +150,10 @@ def test_quickstart_serves_the_platform_and_stops_cleanly(data_dir: Path) -> Non
             f"{url}/sync/download", headers=spoofed, params={"client_id": "x"}, timeout=10
         )
         assert refused.status_code == 401
+        # The banner's next steps: `mobileplane login` (the first account: the developer),
+        # then `mobileplane token` for curl.
+        state = {"XDG_STATE_HOME": str(data_dir / "state"), "PATH": os.environ["PATH"]}
+        developer_token = cli_login(url, state)
         # The demo app signs in (authorization code + PKCE through the login page)...
         token = demo_login(url)
         who = {"authorization": f"Bearer {token['access_token']}"}
@@ -180,14 +186,39 @@ def test_quickstart_serves_the_platform_and_stops_cleanly(data_dir: Path) -> Non
         assert not port_is_free("127.0.0.1", postgres["port"])
         assert not port_is_free("127.0.0.1", redis["port"])
 
-        # The banner's next steps: `mobileplane login`, then `mobileplane token` for curl.
-        state = {"XDG_STATE_HOME": str(data_dir / "state"), "PATH": os.environ["PATH"]}
         profile = httpx.get(
-            f"{url}/profiles/me",
-            headers={"authorization": f"Bearer {cli_login(url, state)}"},
-            timeout=10,
+            f"{url}/profiles/me", headers={"authorization": f"Bearer {developer_token}"}, timeout=10
         )
         assert profile.status_code == 200, profile.text
+
+        # An android build crashes with the banner's Sentry DSN; `mobileplane telemetry
+        # issues` and `health` show it to the developer (issue 21 §3).
+        apps = apps_status(DEMO_PLATFORM, DEMO_SPEC, demo_app_keys(data_dir), url)
+        with sentry(apps["android"]["sentryDSN"], "dev.mobileplane.demo@1.0.0+1"):
+            session("u1", "healthy")
+            session("u2", "crashed")
+        cli = [sys.executable, "-m", "mobileplane", "telemetry"]
+        issues = subprocess.run(
+            [*cli, "issues", "--url", url], capture_output=True, text=True, env=state, timeout=60
+        )
+        assert issues.returncode == 0, issues.stderr
+        _, row = issues.stdout.splitlines()
+        assert row.split()[:3] == ["demo-android", "1", "unresolved"], issues.stdout
+        assert "KeyError: 'u2'" in row
+        health = subprocess.run(
+            [*cli, "health", "--url", url], capture_output=True, text=True, env=state, timeout=60
+        )
+        assert health.returncode == 0, health.stderr
+        assert health.stdout.splitlines()[1].split()[:4] == [
+            "demo-android", "dev.mobileplane.demo@1.0.0+1", "2", "1"
+        ]  # fmt: skip
+        # The demo app's users (later accounts) do not read telemetry.
+        lacking = httpx.get(
+            f"{url}/telemetry/projects",
+            headers={"authorization": f"Bearer {token['access_token']}"},
+        )
+        assert lacking.status_code == 403
+        assert lacking.json()["error"]["code"] == "insufficient_scope"
 
         # The docs page the banner names describes every service, as the gateway routes it.
         api = httpx.get(f"{url}/openapi.json", timeout=10).json()["paths"]
