@@ -94,6 +94,7 @@ SERVICE = ServiceDefinition(
         "/telemetry/v1/traces",
         "/telemetry/v1/metrics",
         "/telemetry/projects",
+        "/telemetry/projects/{project}/issues",
         "/telemetry/projects/{project}/releases/{release}/health",
     ),
     on_startup=(start,),
