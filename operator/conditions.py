@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from mobileplane.operator.podhealth import SEVERITY, Problem
+
 TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
 
 #: The component conditions; Ready is True only when all of them are.
@@ -92,9 +94,16 @@ def transitions(
 
 
 def services_observation(
-    enabled: Sequence[str], available: Mapping[str, tuple[int, int, bool]]
+    enabled: Sequence[str],
+    available: Mapping[str, tuple[int, int, bool]],
+    problems: Mapping[str, Problem] | None = None,
 ) -> Observation:
-    """ServicesReady from each enabled service's Deployment: (replicas, available, Available)."""
+    """ServicesReady from each enabled service's Deployment: (replicas, available, Available).
+
+    ``problems`` are what the pods of services that are not available say (see
+    :mod:`~mobileplane.operator.podhealth`): the most severe becomes the condition's reason
+    (``CrashLoopBackOff``, ``ImagePullBackOff``…) and every one is named in the message.
+    """
     missing = [s for s in enabled if s not in available]
     if missing:
         return Observation(
@@ -103,11 +112,17 @@ def services_observation(
             "DeploymentsMissing",
             f"no Deployment yet for {', '.join(missing)}",
         )
-    waiting = [
-        f"{s} ({available[s][1]}/{available[s][0]} available)"
-        for s in enabled
-        if not available[s][2]
-    ]
+    not_available = [s for s in enabled if not available[s][2]]
+    found = {s: p for s in not_available if (p := (problems or {}).get(s)) is not None}
+    if found:
+        worst = min(found.values(), key=lambda p: SEVERITY.index(p.reason))
+        return Observation(
+            "ServicesReady",
+            FALSE,
+            worst.reason,
+            "; ".join(f"{s}: {p.message}" for s, p in found.items()),
+        )
+    waiting = [f"{s} ({available[s][1]}/{available[s][0]} available)" for s in not_available]
     if waiting:
         return Observation(
             "ServicesReady", FALSE, "DeploymentsNotAvailable", "waiting for " + ", ".join(waiting)

@@ -47,6 +47,7 @@ KEPT = {
     "maxLength",
     "minItems",
     "maxItems",
+    "maxProperties",
     "x-kubernetes-validations",
     "x-kubernetes-list-type",
     "x-kubernetes-list-map-keys",

@@ -21,6 +21,8 @@ from kubernetes.config.config_exception import ConfigException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import DynamicApiError
 
+from mobileplane.operator.podhealth import ContainerView, PodView
+
 FIELD_MANAGER = "mobileplane-operator"
 
 
@@ -147,6 +149,23 @@ class KubeGateway:
 
     async def deployments(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         return await asyncio.to_thread(self._deployments_sync, namespace, selector)
+
+    def _pods_sync(self, namespace: str, selector: str) -> list[tuple[str, PodView]]:
+        try:
+            items = self.core.list_namespaced_pod(namespace, label_selector=selector).items
+        except k8s.ApiException as e:
+            raise KubeError(f"listing pods in {namespace}: {e.reason}", e.status) from e
+        return [
+            (
+                ((p.metadata and p.metadata.labels) or {}).get("app.kubernetes.io/component", ""),
+                pod_view(p),
+            )
+            for p in items
+        ]
+
+    async def pods(self, namespace: str, selector: str) -> list[tuple[str, PodView]]:
+        """The pods matching ``selector``, each with its ``app.kubernetes.io/component``."""
+        return await asyncio.to_thread(self._pods_sync, namespace, selector)
 
     def _delete_sync(self, obj: Mapping[str, Any]) -> None:
         try:
@@ -282,3 +301,35 @@ def _prune_sync(
                         ) from e
                 removed.append(f"{kind} {item.metadata.name}")
     return removed
+
+
+def pod_view(pod: Any) -> PodView:
+    """The failure-relevant parts of a ``V1Pod`` (see :mod:`~mobileplane.operator.podhealth`)."""
+    status = pod.status
+    unschedulable = None
+    for c in (status.conditions if status else None) or []:
+        if c.type == "PodScheduled" and c.status == "False" and c.reason == "Unschedulable":
+            unschedulable = c.message or "no node can run it"
+    containers = []
+    for cs in (status.container_statuses if status else None) or []:
+        waiting = cs.state.waiting if cs.state else None
+        last = cs.last_state.terminated if cs.last_state else None
+        containers.append(
+            ContainerView(
+                name=cs.name,
+                ready=bool(cs.ready),
+                restart_count=cs.restart_count or 0,
+                waiting_reason=waiting.reason if waiting else None,
+                waiting_message=waiting.message if waiting else None,
+                last_exit_code=last.exit_code if last else None,
+                last_reason=last.reason if last else None,
+                last_message=last.message if last else None,
+            )
+        )
+    return PodView(
+        name=pod.metadata.name,
+        phase=(status.phase if status else None) or "Pending",
+        deleting=pod.metadata.deletion_timestamp is not None,
+        unschedulable_message=unschedulable,
+        containers=tuple(containers),
+    )

@@ -22,6 +22,7 @@ from mobileplane.operator import conditions as cond
 from mobileplane.operator.conditions import FALSE, TRUE, UNKNOWN, Observation
 from mobileplane.operator.keys import KeySet, generate, needs_key, prune, rotate
 from mobileplane.operator.kube import KubeError, KubeGateway
+from mobileplane.operator.podhealth import Problem, diagnose
 from mobileplane.operator.provision.buckets import BucketProvisioner, S3Endpoint
 from mobileplane.operator.provision.errors import ProvisioningError
 from mobileplane.operator.provision.postgres import AdminConnection, PostgresProvisioner
@@ -297,20 +298,21 @@ async def observe(deps: Deps, body: Mapping[str, Any]) -> Outcome | None:
         if spec.database.mode == DatabaseMode.IN_CLUSTER:
             db_obs, _, _ = await _database(deps, platform, spec, "", retry)
         cache_obs = await _cache(deps, platform, spec, retry)
-        deployments = await deps.kube.deployments(
-            ns,
+        selector = (
             f"app.kubernetes.io/instance={base_name(name)},"
-            f"app.kubernetes.io/managed-by={MANAGED_BY}",
+            f"app.kubernetes.io/managed-by={MANAGED_BY}"
         )
+        deployments = await deps.kube.deployments(ns, selector)
     except KubeError:
         return None
     enabled = [s for s, svc in spec.services.by_name().items() if svc.enabled]
     by_component = _by_component(deployments)
+    problems = await _pod_problems(deps, ns, selector, enabled, by_component)
     observations = [
         db_obs,
         cache_obs,
         bucket_prev,
-        cond.services_observation(enabled, by_component),
+        cond.services_observation(enabled, by_component, problems),
     ]
     conditions = cond.merge(
         previous, [*observations, cond.ready(observations)], generation, deps.clock()
@@ -323,6 +325,32 @@ async def observe(deps: Deps, body: Mapping[str, Any]) -> Outcome | None:
         },
         events=_ready_events(previous, conditions),
     )
+
+
+async def _pod_problems(
+    deps: Deps,
+    namespace: str,
+    selector: str,
+    enabled: list[str],
+    by_component: Mapping[str, tuple[int, int, bool]],
+) -> dict[str, Problem]:
+    """What the pods of services that are not available say; nothing listed when all are.
+
+    Diagnostic only: if pods cannot be listed (an older chart without the permission), the
+    condition falls back to the Deployments' counts rather than failing the reconcile.
+    """
+    if all(by_component.get(s, (0, 0, False))[2] for s in enabled):
+        return {}
+    try:
+        pods = await deps.kube.pods(namespace, selector)
+    except KubeError:
+        return {}
+    problems: dict[str, Problem] = {}
+    for service in enabled:
+        found = diagnose([view for component, view in pods if component == service])
+        if found is not None:
+            problems[service] = found
+    return problems
 
 
 def _by_component(deployments: list[dict[str, Any]]) -> dict[str, tuple[int, int, bool]]:
@@ -488,9 +516,10 @@ async def reconcile(deps: Deps, body: Mapping[str, Any]) -> Outcome:
             events.append(("Normal", "ChildRemoved", f"{gone} is no longer desired"))
 
         cache_obs = await _cache(deps, platform, spec, retry)
-        deployments = await deps.kube.deployments(
-            ns, f"app.kubernetes.io/instance={instance},app.kubernetes.io/managed-by={MANAGED_BY}"
+        selector = (
+            f"app.kubernetes.io/instance={instance},app.kubernetes.io/managed-by={MANAGED_BY}"
         )
+        deployments = await deps.kube.deployments(ns, selector)
     except KubeError as e:
         retry.want(deps.retry_seconds)
         obs = [Observation("Ready", UNKNOWN, "KubernetesApiError", str(e))]
@@ -505,7 +534,13 @@ async def reconcile(deps: Deps, body: Mapping[str, Any]) -> Outcome:
 
     enabled = [s for s, svc in spec.services.by_name().items() if svc.enabled]
     by_component = _by_component(deployments)
-    observations = [db_obs, cache_obs, bucket_obs, cond.services_observation(enabled, by_component)]
+    problems = await _pod_problems(deps, ns, selector, enabled, by_component)
+    observations = [
+        db_obs,
+        cache_obs,
+        bucket_obs,
+        cond.services_observation(enabled, by_component, problems),
+    ]
     conditions = cond.merge(previous, [*observations, cond.ready(observations)], generation, now)
     events += _ready_events(previous, conditions)
     events += bucket_settings_events(previous, bucket_obs)

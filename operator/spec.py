@@ -13,7 +13,7 @@ snake_case through aliases.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
@@ -303,6 +303,64 @@ class Image(Model):
         description="Kubernetes imagePullPolicy.",
         json_schema_extra={"enum": ["Always", "IfNotPresent", "Never"]},
     )
+
+
+class Toleration(Model):
+    """A pod toleration (as in core/v1): lets the platform's pods onto tainted nodes."""
+
+    key: str | None = Field(
+        default=None, max_length=316, description="Taint key; empty with Exists matches all."
+    )
+    operator: str = Field(
+        default="Equal",
+        description="Equal (key and value match) or Exists (the key is enough).",
+        json_schema_extra={"enum": ["Equal", "Exists"]},
+    )
+    value: str | None = Field(default=None, max_length=63, description="Taint value to match.")
+    effect: str | None = Field(
+        default=None,
+        description="Taint effect to match; empty matches all effects.",
+        json_schema_extra={"enum": ["NoSchedule", "PreferNoSchedule", "NoExecute"]},
+    )
+    toleration_seconds: int | None = Field(
+        default=None, ge=0, description="With NoExecute: how long the pod stays once tainted."
+    )
+
+
+class Scheduling(Model):
+    """Where the platform's pods may run: every service, datastore and job pod gets these."""
+
+    node_selector: dict[str, Annotated[str, Field(max_length=63, description="Label value.")]] = (
+        Field(
+            default_factory=dict,
+            max_length=32,
+            description="Node labels a pod's node must carry (core/v1 nodeSelector).",
+        )
+    )
+    tolerations: list[Toleration] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Taints the pods tolerate, e.g. dedicated nodes for the platform.",
+    )
+    priority_class_name: str | None = Field(
+        default=None,
+        max_length=253,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        description="PriorityClass of the pods (must exist in the cluster).",
+    )
+
+    def pod_fields(self) -> dict[str, Any]:
+        """The pod spec fields these settings set (none when left at their defaults)."""
+        out: dict[str, Any] = {}
+        if self.node_selector:
+            out["nodeSelector"] = dict(self.node_selector)
+        if self.tolerations:
+            out["tolerations"] = [
+                t.model_dump(by_alias=True, exclude_none=True) for t in self.tolerations
+            ]
+        if self.priority_class_name:
+            out["priorityClassName"] = self.priority_class_name
+        return out
 
 
 # -- data -----------------------------------------------------------------------------------
@@ -665,6 +723,9 @@ class MobilePlatformSpec(Model):
 
     app: AppIdentity = Field(description="The app's identity.")
     image: Image = Field(default_factory=Image, description="Default image of the services.")
+    scheduling: Scheduling = Field(
+        default_factory=Scheduling, description="Node selection and tolerations of every pod."
+    )
     services: Services = Field(default_factory=Services, description="Which services run.")
     gateway: Gateway = Field(default_factory=Gateway, description="How apps reach the platform.")
     auth: Auth = Field(default_factory=Auth, description="Token signing.")

@@ -105,7 +105,12 @@ def postgres_statefulset(inp: RenderInput) -> dict[str, Any]:
             },
             "template": {
                 "metadata": {"labels": labels(platform, "postgres")},
-                "spec": pod_spec([container], volumes, uid=DATASTORE_UID),
+                "spec": pod_spec(
+                    [container],
+                    volumes,
+                    uid=DATASTORE_UID,
+                    placement=inp.spec.scheduling.pod_fields(),
+                ),
             },
             "volumeClaimTemplates": [
                 {
@@ -173,7 +178,12 @@ def redis_deployment(inp: RenderInput) -> dict[str, Any]:
             "selector": {"matchLabels": selector(platform, "redis")},
             "template": {
                 "metadata": {"labels": labels(platform, "redis")},
-                "spec": pod_spec([container], volumes, uid=DATASTORE_UID),
+                "spec": pod_spec(
+                    [container],
+                    volumes,
+                    uid=DATASTORE_UID,
+                    placement=inp.spec.scheduling.pod_fields(),
+                ),
             },
         },
     }

@@ -119,7 +119,12 @@ def migration_job(inp: RenderInput) -> dict[str, Any]:
         "ttlSecondsAfterFinished": MIGRATE_TTL_SECONDS,
         "template": {
             "metadata": {"labels": labels(platform, "migrate")},
-            "spec": pod_spec([container], [tmp_volume(TMP_SIZE)[0]], restart_policy="Never"),
+            "spec": pod_spec(
+                [container],
+                [tmp_volume(TMP_SIZE)[0]],
+                restart_policy="Never",
+                placement=inp.spec.scheduling.pod_fields(),
+            ),
         },
     }
     name = child_name(platform, f"migrate-{migration_hash(inp, spec)}")
@@ -196,6 +201,7 @@ def backup_cronjob(inp: RenderInput) -> dict[str, Any] | None:
         volumes,
         restart_policy="Never",
         init_containers=[_dump_container(inp)],
+        placement=inp.spec.scheduling.pod_fields(),
     )
     return {
         "apiVersion": "batch/v1",

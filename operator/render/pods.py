@@ -10,6 +10,7 @@ capabilities, the runtime's default seccomp profile. Pods do not mount a Service
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from mobileplane.operator.render.inputs import RenderInput
@@ -105,12 +106,18 @@ def pod_spec(
     uid: int = APP_UID,
     restart_policy: str | None = None,
     init_containers: list[dict[str, Any]] | None = None,
+    placement: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A pod spec with the platform's defaults (see the module docstring)."""
+    """A pod spec with the platform's defaults (see the module docstring).
+
+    ``placement`` is the MobilePlatform's ``spec.scheduling`` as pod fields (node selector,
+    tolerations, priority class): every pod of the platform lands where the user said.
+    """
     out: dict[str, Any] = {
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "securityContext": pod_security_context(uid),
+        **(placement or {}),
     }
     if restart_policy:
         out["restartPolicy"] = restart_policy

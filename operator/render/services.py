@@ -8,6 +8,10 @@ A disabled service renders nothing; the caller deletes children it no longer ren
   content; signing keys for auth; APNs/FCM credentials for notifications). With autoscaling
   on, ``replicas`` is left out so the HPA owns it (server-side apply would otherwise reset
   the count on every reconcile). The pod template carries the config hash.
+- **Shutdown** — a ``preStop`` sleep keeps a stopping pod serving until its endpoint is gone
+  from every Service, then SIGTERM lets uvicorn drain requests in flight (20 s) within the
+  30 s grace period: rollouts and restarts drop no request. A crash's last log lines become
+  its termination message (``FallbackToLogsOnError``), which the operator's conditions quote.
 - **Probes** — liveness ``/healthz`` checks only that the process serves (restarting a pod
   whose database is down cures nothing); readiness ``/readyz`` checks the dependencies, and
   its timeout exceeds the services kit's 2 s per-check timeout.
@@ -122,6 +126,14 @@ def _env(inp: RenderInput, service: str) -> list[dict[str, Any]]:
     return env
 
 
+#: How long a stopping pod keeps serving before SIGTERM: long enough for the endpoint's
+#: removal to reach every node's kube-proxy and the gateway's connection pool.
+PRESTOP_SLEEP_SECONDS = 5
+
+#: The preStop sleep, uvicorn's 20 s graceful drain (``services.runner``) and a margin.
+TERMINATION_GRACE_SECONDS = 30
+
+
 def _container(inp: RenderInput, service: str, mounts: list[dict[str, Any]]) -> dict[str, Any]:
     svc = inp.spec.services.by_name()[service]
     req, lim = svc.resources.requests, svc.resources.limits
@@ -151,6 +163,12 @@ def _container(inp: RenderInput, service: str, mounts: list[dict[str, Any]]) -> 
         ),
         "securityContext": container_security_context(),
         "volumeMounts": mounts,
+        # Zero-downtime rollouts: the endpoint is removed from Services and kube-proxy rules
+        # while the pod still serves; only then does SIGTERM start uvicorn's drain.
+        "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_SECONDS}}},
+        # A crash's last log lines become the container's termination message, which the
+        # operator quotes in the MobilePlatform's ServicesReady condition.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
     }
 
 
@@ -158,8 +176,11 @@ def deployment(inp: RenderInput, service: str) -> dict[str, Any]:
     """The Deployment of one enabled service."""
     svc = inp.spec.services.by_name()[service]
     volumes, mounts = _volumes(inp, service)
-    pod = pod_spec([_container(inp, service, mounts)], volumes)
+    pod = pod_spec(
+        [_container(inp, service, mounts)], volumes, placement=inp.spec.scheduling.pod_fields()
+    )
     pod["topologySpreadConstraints"] = spread(inp, service)
+    pod["terminationGracePeriodSeconds"] = TERMINATION_GRACE_SECONDS
     spec: dict[str, Any] = {}
     if not svc.autoscaling.enabled:
         spec["replicas"] = svc.replicas

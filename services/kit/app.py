@@ -14,6 +14,7 @@ shutdown it closes them in reverse order. Endpoints reach them through the kit's
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
@@ -31,6 +32,12 @@ from mobileplane.services.kit.settings import KitSettings, get_settings
 from mobileplane.services.kit.telemetry import TracingMiddleware, create_tracer_provider
 
 Hook = Callable[[FastAPI], Awaitable[None]]
+
+#: FastAPI builds an app's OpenAPI document lazily, with pydantic schema building that is not
+#: thread-safe: two apps of one process (the tests' services, each served from its own thread)
+#: answering their first ``/openapi.json`` at once failed now and then with a 500. One lock per
+#: process; the document is built once per app and cached by FastAPI, so nothing waits after.
+_OPENAPI_LOCK = threading.Lock()
 
 
 def create_app(
@@ -100,7 +107,21 @@ def create_app(
     app.include_router(health_router())
     for router in routers:
         app.include_router(router)
+    _serialize_openapi(app)
     return app
+
+
+def _serialize_openapi(app: FastAPI) -> None:
+    """Build ``app``'s OpenAPI document under the process-wide lock (see ``_OPENAPI_LOCK``)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        with _OPENAPI_LOCK:
+            return build()
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def get_settings_from(request: Request) -> KitSettings:

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any, ClassVar
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, params
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -186,8 +186,31 @@ async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(request, exc.status_code, exc.code, exc.message, exc.details, exc.headers)
 
 
+def unexpected_media_type(request: Request) -> str | None:
+    """The media type of a body sent to a JSON route in another one (``None``: no mismatch).
+
+    FastAPI tries to validate whatever arrives as the route's model and answers 422 ("Input
+    should be a valid dictionary") to a form or text body; the right answer is 415."""
+    route = request.scope.get("route")
+    body = getattr(route, "body_field", None)
+    if body is None or isinstance(body.field_info, params.Form):  # Form covers File
+        return None
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not media or media == "application/json" or media.endswith("+json"):
+        return None
+    return media
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    media = unexpected_media_type(request)
+    if media is not None and any(e.get("loc", ())[:1] == ("body",) for e in exc.errors()):
+        return error_response(
+            request,
+            415,
+            "unsupported_media_type",
+            f"this endpoint takes a JSON body (Content-Type: application/json), not {media[:80]}",
+        )
     return error_response(
         request, 422, "validation_failed", "Request validation failed", validation_details(exc)
     )

@@ -109,7 +109,9 @@ def _validate(state: SyncState, body: UploadRequest, now_ms: int) -> list[Timest
     for index, mutation in enumerate(body.mutations):
         where = f"mutations[{index}] (id {mutation.id})"
         if mutation.id <= previous:
-            raise ValidationFailed(f"{where}: mutation ids must increase within a batch")
+            raise ValidationFailed(
+                f"{where}: mutation ids must increase within a batch", details={"index": index}
+            )
         previous = mutation.id
         try:
             table = schema.table(mutation.table)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -223,6 +224,55 @@ async def test_bad_batches_are_refused_and_nothing_is_applied(
     assert message in response.json()["error"]["message"] or message in response.text
     changes, checkpoint, _ = await download_all(alice, "alice-phone-1")
     assert changes == [] and checkpoint["last_mutation_id"] == 0
+
+
+@pytest.mark.parametrize(
+    ("mutations", "index"),
+    [
+        ([mutation(1, "n1", title="ok"), mutation(1, "n2", title="b")], 1),  # ids repeat
+        ([mutation(3, "n1", title="ok"), mutation(4, "n2"), mutation(2, "n3")], 2),  # go back
+        ([mutation(1, "n1", title="ok"), mutation(2, "n2", views=3)], 1),  # bad operand
+    ],
+)
+async def test_every_batch_error_about_one_mutation_names_its_index(
+    as_user: UserClient, mutations: list[dict[str, Any]], index: int
+) -> None:
+    # docs/sync-protocol.md §4: the SDK drops exactly that mutation and uploads the rest.
+    response = await upload(as_user("alice"), "alice-phone-1", mutations)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["details"] == {"index": index}
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("text/plain", b'{"client_id": "alice-phone-1"}'),
+        ("application/x-www-form-urlencoded", b"client_id=alice-phone-1"),
+        ("multipart/form-data; boundary=x", b"--x--"),
+    ],
+)
+async def test_an_upload_that_is_not_json_is_a_415(
+    as_user: UserClient, content_type: str, body: bytes
+) -> None:
+    response = await as_user("alice").post(
+        "/sync/upload", content=body, headers={"content-type": content_type}
+    )
+    assert response.status_code == 415, response.text
+    error = response.json()["error"]
+    assert error["code"] == "unsupported_media_type"
+    assert "application/json" in error["message"]
+
+
+async def test_json_with_a_charset_is_json(as_user: UserClient) -> None:
+    body = json.dumps(
+        {"client_id": "alice-phone-1", "schema_version": 2, "mutations": [mutation(1, "n1")]}
+    )
+    response = await as_user("alice").post(
+        "/sync/upload",
+        content=body.encode(),
+        headers={"content-type": "application/json; charset=utf-8"},
+    )
+    assert response.status_code == 200, response.text
 
 
 async def test_a_bad_mutation_after_good_ones_rolls_back_the_batch(as_user: UserClient) -> None:

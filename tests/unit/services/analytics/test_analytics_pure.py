@@ -341,14 +341,15 @@ def test_decode_body() -> None:
     assert decode_body(zlib.compress(data), "deflate", 100) == data
     with pytest.raises(TooLarge):
         decode_body(b"x" * 101, None, 100)
-    with pytest.raises(TooLarge, match="decompressed"):  # a zip bomb stops at the limit
+    # a zip bomb stops at the limit
+    with pytest.raises(TooLarge, match="decompresses to more than"):
         decode_body(gzip.compress(b"0" * 50_000_000), "gzip", 500_000)
     with pytest.raises(BodyError, match="not valid gzip"):
         decode_body(b"plain", "gzip", 100)
     with pytest.raises(BodyError, match="truncated"):
         decode_body(gzip.compress(data)[:-6], "gzip", 100)
     with pytest.raises(BodyError, match="unsupported Content-Encoding") as e:
-        decode_body(data, "br", 100)
+        decode_body(data, "compress", 100)
     assert e.value.status == 415
 
 

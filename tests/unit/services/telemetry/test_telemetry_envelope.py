@@ -11,6 +11,7 @@ from mobileplane.services.telemetry.auth import AuthError, parse_auth_header, pu
 from mobileplane.services.telemetry.envelope import (
     EnvelopeError,
     EnvelopeTooLarge,
+    UnsupportedEncoding,
     decompress,
     parse,
 )
@@ -118,8 +119,8 @@ def test_decompress_refuses() -> None:
         decompress(gzip.compress(b"x" * 1000)[:-12], "gzip", limit=10_000)
     with pytest.raises(EnvelopeError, match="not valid gzip"):
         decompress(b"plain text", "gzip", limit=10_000)
-    with pytest.raises(EnvelopeError, match="unsupported Content-Encoding"):
-        decompress(b"x", "br", limit=10_000)
+    with pytest.raises(UnsupportedEncoding, match="unsupported Content-Encoding"):
+        decompress(b"x", "compress", limit=10_000)
     with pytest.raises(EnvelopeTooLarge):
         decompress(b"x" * 20, None, limit=10)
 
