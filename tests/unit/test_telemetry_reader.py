@@ -162,3 +162,17 @@ def test_a_refusal_says_what_to_do(
     message = refusal(answer, url, granted)
     for part in says:
         assert part in message
+
+
+@pytest.mark.parametrize(
+    ("granted", "withheld"),
+    [
+        pytest.param("openid offline_access telemetry:read", [], id="all"),
+        pytest.param("openid offline_access", ["telemetry:read"], id="restricted-left-out"),
+        pytest.param(None, [], id="no-scope-member-means-all"),
+    ],
+)
+def test_login_notes_scopes_not_granted(granted: str | None, withheld: list[str]) -> None:
+    from mobileplane.login import not_granted
+
+    assert not_granted("openid offline_access telemetry:read", granted) == withheld
