@@ -13,7 +13,7 @@ snake_case through aliases.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
@@ -679,8 +679,33 @@ class Email(Model):
     )
 
 
+#: Scopes for the platform's people (developers, release managers), not an app's users: the
+#: auth service's default ``AUTH_RESTRICTED_SCOPES`` (a unit test keeps the two equal).
+RestrictedScope = Literal[
+    "telemetry:read", "telemetry:admin", "analytics:read", "analytics:admin", "appconfig:write"
+]
+RESTRICTED_SCOPES: tuple[str, ...] = get_args(RestrictedScope)
+
+
+class Member(Model):
+    """One of the platform's people and the restricted scopes they hold."""
+
+    email: str = Field(
+        min_length=3,
+        max_length=254,
+        pattern=r"^[^@\s]+@[^@\s]+$",
+        description="Their account's email; it counts once verified (an unverified address is "
+        "anyone's claim).",
+    )
+    scopes: list[RestrictedScope] = Field(
+        min_length=1,
+        max_length=len(RESTRICTED_SCOPES),
+        description="Restricted scopes they hold, e.g. telemetry:read to read crashes back.",
+    )
+
+
 class Auth(Model):
-    """Token signing of the auth service, and its email."""
+    """Token signing of the auth service, its email, and the platform's people."""
 
     signing_algorithm: str = Field(
         default="ES256",
@@ -704,6 +729,12 @@ class Auth(Model):
         default=None,
         description="Where verification and password-reset emails go. Unset: they are only "
         "logged by the auth service (development), so users never receive them.",
+    )
+    members: list[Member] = Field(
+        default_factory=list,
+        max_length=100,
+        description="The platform's people (developers, release managers) and the restricted "
+        "scopes their tokens may carry, such as telemetry:read for mobileplane telemetry.",
     )
 
 

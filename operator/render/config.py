@@ -106,6 +106,15 @@ def oidc_clients(spec: MobilePlatformSpec, scopes: list[str]) -> list[dict[str, 
     ]
 
 
+def scope_grants(spec: MobilePlatformSpec) -> dict[str, str]:
+    """``spec.auth.members`` as ``AUTH_SCOPE_GRANTS``: lower-cased email → its scopes (an email
+    listed twice holds the union)."""
+    grants: dict[str, set[str]] = {}
+    for member in spec.auth.members:
+        grants.setdefault(member.email.strip().lower(), set()).update(member.scopes)
+    return {email: " ".join(sorted(scopes)) for email, scopes in sorted(grants.items())}
+
+
 def _entries(inp: RenderInput) -> Iterator[ConfigEntry]:
     spec, platform = inp.spec, inp.platform
     enabled = enabled_services(inp)
@@ -129,7 +138,14 @@ def _entries(inp: RenderInput) -> Iterator[ConfigEntry]:
     ios, android = spec.app.ios, spec.app.android
     yield entry("AUTH_ISSUER", gateway_url(inp), "auth")
     yield entry("AUTH_DISPLAY_NAME", spec.app.display_name, "auth")
-    yield entry("AUTH_CLIENTS", _json(oidc_clients(spec, service_scopes(inp))), "auth")
+    grants = scope_grants(spec)
+    held = sorted({scope for scopes in grants.values() for scope in scopes.split()})
+    # The apps' clients may ask for the people's scopes too: only holders get them (auth's
+    # AUTH_RESTRICTED_SCOPES), and `mobileplane login --client-id <app id>` needs a client.
+    scopes = sorted({*service_scopes(inp), *held})
+    yield entry("AUTH_CLIENTS", _json(oidc_clients(spec, scopes)), "auth")
+    if grants:
+        yield entry("AUTH_SCOPE_GRANTS", _json(grants), "auth")
     yield entry("AUTH_SIGNING_ALGORITHM", spec.auth.signing_algorithm, "auth")
     yield entry("AUTH_ACCESS_TOKEN_TTL_SECONDS", str(spec.auth.access_token_ttl_seconds), "auth")
     yield entry("AUTH_SIGNING_KEYS_DIR", SIGNING_KEYS_DIR, "auth")

@@ -138,15 +138,20 @@ def token_router() -> APIRouter:
 
 
 async def granted_scope(
-    db: AsyncSession, settings: AuthSettings, user_id: str, asked: tuple[str, ...]
+    db: AsyncSession, settings: AuthSettings, user: store.User, asked: tuple[str, ...]
 ) -> tuple[str, ...]:
-    """``asked`` less the restricted scopes ``user_id`` does not hold (decided at every
+    """``asked`` less the restricted scopes ``user`` does not hold (decided at every
     issuance, refreshes too, so a scope taken away is gone within one access-token lifetime)."""
     restricted = settings.restricted_scopes
     first_account = False
     if set(asked) & restricted & settings.first_account_scopes:
-        first_account = await store.is_first_account(db, user_id)
-    held = rules.held_scopes(restricted, settings.first_account_scopes, first_account=first_account)
+        first_account = await store.is_first_account(db, user.id)
+    held = rules.held_scopes(
+        restricted,
+        settings.first_account_scopes,
+        first_account=first_account,
+        granted=rules.member_scopes(settings.scope_grants, user.email, user.email_verified),
+    )
     return rules.granted_scopes(asked, restricted, held)
 
 
@@ -167,7 +172,7 @@ async def _grant_for(
         user_id=user.id,
         client_id=client_id,
         session_id=sid,
-        scope=await granted_scope(db, settings, user.id, tuple(scope.split())),
+        scope=await granted_scope(db, settings, user, tuple(scope.split())),
         auth_time=auth_time,
         email=user.email,
         email_verified=user.email_verified,
@@ -366,7 +371,7 @@ async def _exchange_grant(
         user_id=user.id,
         client_id=client.client_id,
         session_id=sid,
-        scope=await granted_scope(db, settings, user.id, scope),
+        scope=await granted_scope(db, settings, user, scope),
         auth_time=moment,
         email=user.email,
         email_verified=user.email_verified,

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -148,8 +149,25 @@ def granted_scopes(
 
 
 def held_scopes(
-    restricted: frozenset[str], first_account_scopes: frozenset[str], *, first_account: bool
+    restricted: frozenset[str],
+    first_account_scopes: frozenset[str],
+    *,
+    first_account: bool,
+    granted: frozenset[str] = frozenset(),
 ) -> frozenset[str]:
     """The restricted scopes a user holds: the first account's (the quick start's developer)
-    when the user is the platform's first account; nobody else holds any yet."""
-    return (first_account_scopes & restricted) if first_account else frozenset()
+    when the user is the platform's first account, and those granted to the user's verified
+    email (``AUTH_SCOPE_GRANTS``, the MobilePlatform's ``spec.auth.members``)."""
+    first = first_account_scopes if first_account else frozenset()
+    return (first | granted) & restricted
+
+
+def member_scopes(
+    grants: Mapping[str, frozenset[str]], email: str | None, email_verified: bool
+) -> frozenset[str]:
+    """The scopes granted to a user's email, only once the user has proved it is theirs: an
+    unverified address is anyone's claim (register as the release manager's email first, get
+    their scopes)."""
+    if not email or not email_verified:
+        return frozenset()
+    return grants.get(email.strip().lower(), frozenset())

@@ -89,6 +89,12 @@ class AuthSettings(KitSettings):
         description="Restricted scopes the platform's first account (the earliest created) "
         "holds: the quick start's developer (space-separated; empty: nobody).",
     )
+    auth_scope_grants: str = Field(
+        default="{}",
+        description="Restricted scopes held by the platform's people, by verified email: a "
+        'JSON object {"dev@example.com": "telemetry:read telemetry:admin"} (the operator '
+        "renders it from spec.auth.members).",
+    )
     auth_min_password_length: int = Field(default=10, ge=8, le=128)
     auth_apple_app_ids: str | None = None
     auth_android_app_links: str | None = None
@@ -112,6 +118,23 @@ class AuthSettings(KitSettings):
                 "means nothing"
             )
         return value
+
+    @field_validator("auth_scope_grants")
+    @classmethod
+    def _grants_restricted(cls, value: str, info: ValidationInfo) -> str:
+        restricted = set(str(info.data.get("auth_restricted_scopes", "")).split())
+        for email, scopes in parse_scope_grants(value).items():
+            loose = sorted(scopes - restricted)
+            if loose:
+                raise ValueError(
+                    f"{email}: {' '.join(loose)} not in AUTH_RESTRICTED_SCOPES (every user may "
+                    "get an unrestricted scope; granting it to one person means nothing)"
+                )
+        return value
+
+    @cached_property
+    def scope_grants(self) -> dict[str, frozenset[str]]:
+        return parse_scope_grants(self.auth_scope_grants)
 
     @property
     def restricted_scopes(self) -> frozenset[str]:
@@ -154,3 +177,25 @@ class AuthSettings(KitSettings):
     @property
     def refresh_grace(self) -> timedelta:
         return timedelta(seconds=self.auth_refresh_grace_seconds)
+
+
+def parse_scope_grants(raw: str) -> dict[str, frozenset[str]]:
+    """``AUTH_SCOPE_GRANTS``: a JSON object of email → space-separated scopes (or a list)."""
+    try:
+        data = json.loads(raw or "{}")
+    except ValueError as e:
+        raise ValueError(f"AUTH_SCOPE_GRANTS is not JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise ValueError('AUTH_SCOPE_GRANTS must be a JSON object {"email": "scope ..."}')
+    out: dict[str, frozenset[str]] = {}
+    for email, scopes in data.items():
+        if not isinstance(email, str) or "@" not in email:
+            raise ValueError(f"AUTH_SCOPE_GRANTS: {email!r} is not an email address")
+        if isinstance(scopes, str):
+            names = scopes.split()
+        elif isinstance(scopes, list) and all(isinstance(s, str) for s in scopes):
+            names = list(scopes)
+        else:
+            raise ValueError(f"AUTH_SCOPE_GRANTS: the scopes of {email} must be a string or list")
+        out[email.strip().lower()] = frozenset(names)
+    return out

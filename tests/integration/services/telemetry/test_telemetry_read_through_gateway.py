@@ -52,6 +52,8 @@ def platform(
         "AUTH_CLIENTS": clients_json("openid offline_access email telemetry:read telemetry:admin"),
         # As the quick start: the first account is the developer.
         "AUTH_FIRST_ACCOUNT_SCOPES": "telemetry:read",
+        # As the operator renders spec.auth.members.
+        "AUTH_SCOPE_GRANTS": json.dumps({"release@example.com": "telemetry:read"}),
     }
     with platform_behind_gateway(
         monkeypatch, tmp_path / "signing-keys", kit, [TELEMETRY], auth_env=auth_env
@@ -104,6 +106,45 @@ def test_a_developer_lists_issues_and_release_health_through_the_gateway(
     assert release["sessions"]["crashed"] == 1
     assert release["crash_free_sessions"]["rate"] == pytest.approx(0.5)
     assert [r["release"] for r in recent.json()["releases"]] == ["shop@1.2.0"]
+
+
+def test_a_member_reads_telemetry_once_their_email_is_verified(platform: Platform) -> None:
+    sign_in(platform.url, "dev@example.com", PASSWORD, SCOPE, register=True)  # the first account
+    member = sign_in(platform.url, "Release@Example.com", PASSWORD, SCOPE, register=True)
+    # Unverified, the address is anyone's claim: no restricted scope yet.
+    assert "telemetry:read" not in member["scope"].split()
+    refused = httpx.get(f"{platform.url}/telemetry/projects", headers=bearer(member))
+    assert refused.status_code == 403
+
+    outbox = platform.services["auth"].app.state.auth.sender.outbox
+    [link] = [m.link for m in outbox if m.to.lower() == "release@example.com" and m.link]
+    assert httpx.get(link).status_code == 200
+    # Decided at each issuance: the next refresh carries the scope.
+    refreshed = httpx.post(
+        f"{platform.url}/auth/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": member["refresh_token"],
+            "client_id": APP_ID,
+        },
+    ).json()
+    assert "telemetry:read" in refreshed["scope"].split()
+    answer = httpx.get(f"{platform.url}/telemetry/projects", headers=bearer(refreshed))
+    assert answer.status_code == 200, answer.text
+
+    # A verified account that is not a member holds nothing.
+    other = sign_in(platform.url, "someone@example.com", PASSWORD, SCOPE, register=True)
+    [link] = [m.link for m in outbox if m.to == "someone@example.com" and m.link]
+    httpx.get(link)
+    again = httpx.post(
+        f"{platform.url}/auth/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": other["refresh_token"],
+            "client_id": APP_ID,
+        },
+    ).json()
+    assert "telemetry:read" not in again["scope"].split()
 
 
 def test_each_refusal_says_what_is_wrong(platform: Platform) -> None:

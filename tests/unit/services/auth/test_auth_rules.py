@@ -9,6 +9,7 @@ import pytest
 
 from mobileplane.services.auth import pkce, redirects, rules
 from mobileplane.services.auth.clients import ClientConfigError, parse_clients
+from mobileplane.services.auth.settings import AuthSettings
 from mobileplane.services.auth.tokens import at_hash
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -263,11 +264,75 @@ def test_the_first_account_holds_its_restricted_scopes(
 def test_a_first_account_scope_must_be_restricted() -> None:
     from pydantic import ValidationError
 
-    from mobileplane.services.auth.settings import AuthSettings
-
     stores = {"database_url": "postgresql+psycopg://db/x", "redis_url": "redis://r:6379/0"}
     settings = AuthSettings(auth_first_account_scopes="telemetry:read", **stores)
     assert settings.first_account_scopes == {"telemetry:read"}
     assert "telemetry:read" in settings.restricted_scopes
     with pytest.raises(ValidationError, match="sync not in AUTH_RESTRICTED_SCOPES"):
         AuthSettings(auth_first_account_scopes="telemetry:read sync", **stores)
+
+
+STORES = {"database_url": "postgresql+psycopg://db/x", "redis_url": "redis://r:6379/0"}
+GRANTS = {"release@example.com": frozenset({"telemetry:read"})}
+
+
+@pytest.mark.parametrize(
+    ("email", "verified", "held"),
+    [
+        pytest.param("release@example.com", True, frozenset({"telemetry:read"}), id="member"),
+        pytest.param(" Release@Example.COM ", True, frozenset({"telemetry:read"}), id="any-case"),
+        pytest.param("release@example.com", False, frozenset(), id="unverified-is-a-claim"),
+        pytest.param("other@example.com", True, frozenset(), id="not-a-member"),
+        pytest.param(None, True, frozenset(), id="no-email"),
+    ],
+)
+def test_members_hold_their_scopes_once_verified(
+    email: str | None, verified: bool, held: frozenset[str]
+) -> None:
+    assert rules.member_scopes(GRANTS, email, verified) == held
+
+
+def test_held_scopes_join_first_account_and_grants_within_the_restricted() -> None:
+    restricted = frozenset({"telemetry:read", "telemetry:admin"})
+    granted = frozenset({"telemetry:admin", "sync"})
+    assert rules.held_scopes(
+        restricted, frozenset({"telemetry:read"}), first_account=True, granted=granted
+    ) == frozenset({"telemetry:read", "telemetry:admin"})
+    assert rules.held_scopes(
+        restricted, frozenset({"telemetry:read"}), first_account=False, granted=granted
+    ) == frozenset({"telemetry:admin"})
+
+
+@pytest.mark.parametrize(
+    ("raw", "error"),
+    [
+        ("[1]", "must be a JSON object"),
+        ("{", "is not JSON"),
+        ('{"nobody": "telemetry:read"}', "is not an email address"),
+        ('{"a@b.c": 3}', "must be a string or list"),
+        ('{"a@b.c": "sync"}', "not in AUTH_RESTRICTED_SCOPES"),
+    ],
+)
+def test_scope_grants_refuse_what_they_cannot_mean(raw: str, error: str) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=error):
+        AuthSettings(auth_scope_grants=raw, **STORES)
+
+
+def test_scope_grants_parse() -> None:
+    settings = AuthSettings(
+        **STORES,
+        auth_scope_grants='{"A@B.c": "telemetry:read", "d@e.f": ["analytics:read"]}',
+    )
+    assert settings.scope_grants == {
+        "a@b.c": frozenset({"telemetry:read"}),
+        "d@e.f": frozenset({"analytics:read"}),
+    }
+
+
+def test_the_crd_offers_exactly_the_restricted_scopes() -> None:
+    from mobileplane.operator.spec import RESTRICTED_SCOPES
+
+    default = AuthSettings(**STORES).restricted_scopes
+    assert frozenset(RESTRICTED_SCOPES) == default
