@@ -92,8 +92,21 @@ ROUTES: dict[str, tuple[RoutePolicy, ...]] = {
         # could not say. Debug-file uploads keep the envelope route's body limit.
         RoutePolicy("/telemetry/projects/", "jwt", 30, 20 * MIB),
     ),
-    # Segment caps a batch at 500 KB (32 KB per event); 1 MiB leaves headroom.
-    "analytics": (RoutePolicy("/analytics/", "public", 10, 1 * MIB),),
+    "analytics": (
+        # Segment caps a batch at 500 KB (32 KB per event); 1 MiB leaves headroom.
+        RoutePolicy("/analytics/", "public", 10, 1 * MIB),
+        # Sources, counts, top events and profiles are for people: a token is required and
+        # the service checks analytics:read or analytics:admin per route, as telemetry does.
+        *(
+            RoutePolicy(prefix, "jwt", 10, 64 * KIB)
+            for prefix in (
+                "/analytics/sources/",
+                "/analytics/counts/",
+                "/analytics/events/",
+                "/analytics/profiles/",
+            )
+        ),
+    ),
     # Read before sign-in (is this version still supported?); writes need the
     # appconfig:write scope in identity headers the gateway always strips, so only the release
     # controller, inside the cluster, can make them.

@@ -230,9 +230,9 @@ def test_route_table_of_the_complete_example() -> None:
 @pytest.mark.parametrize(
     ("disabled", "prefixes"),
     [
-        pytest.param([], 9, id="all-shipped"),
-        pytest.param(["auth"], 7, id="no-auth-no-discovery"),
-        pytest.param(["profiles", "content", "sync"], 6, id="three-off"),
+        pytest.param([], 13, id="all-shipped"),
+        pytest.param(["auth"], 11, id="no-auth-no-discovery"),
+        pytest.param(["profiles", "content", "sync"], 10, id="three-off"),
     ],
 )
 def test_route_table_lists_only_enabled_services(disabled: list[str], prefixes: int) -> None:
