@@ -8,9 +8,12 @@ from collections.abc import Callable
 
 import pytest
 
+from mobileplane.services.kit.settings import SettingsError, load_settings
+from mobileplane.services.sync.settings import SyncSettings
 from mobileplane.services.sync.tokens import (
     KeyConfigError,
     TokenError,
+    TokenKeys,
     key_id,
     parse_keys,
     positions,
@@ -158,3 +161,40 @@ def test_keys_never_show_in_a_repr() -> None:
 def test_unusable_keys_are_refused(text: str, message: str) -> None:
     with pytest.raises(KeyConfigError, match=message):
         parse_keys(text)
+
+
+# -- settings -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:p@db/app")
+    monkeypatch.setenv("REDIS_URL", "redis://cache:6379/0")
+    monkeypatch.delenv("SYNC_CHECKPOINT_KEYS", raising=False)
+    return monkeypatch
+
+
+def test_settings_without_keys_fail_at_startup_naming_the_variable(
+    env: pytest.MonkeyPatch,
+) -> None:
+    with pytest.raises(SettingsError, match="SYNC_CHECKPOINT_KEYS: required, not set"):
+        load_settings(SyncSettings)
+
+
+@pytest.mark.parametrize("value", ["changeme", "tooshort", f"{CURRENT},{CURRENT}"])
+def test_settings_with_unusable_keys_fail_without_echoing_them(
+    env: pytest.MonkeyPatch, value: str
+) -> None:
+    env.setenv("SYNC_CHECKPOINT_KEYS", value)
+    with pytest.raises(SettingsError, match="SYNC_CHECKPOINT_KEYS") as raised:
+        load_settings(SyncSettings)
+    assert value not in str(raised.value)
+    assert CURRENT not in str(raised.value)
+
+
+def test_settings_give_the_keys(env: pytest.MonkeyPatch) -> None:
+    env.setenv("SYNC_CHECKPOINT_KEYS", f"{CURRENT},{PREVIOUS}")
+    keys = load_settings(SyncSettings).checkpoint_keys()
+    assert isinstance(keys, TokenKeys)
+    assert keys == SERVER
+    assert CURRENT not in repr(load_settings(SyncSettings))
