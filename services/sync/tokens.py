@@ -40,8 +40,9 @@ from mobileplane.services.kit.settings import is_placeholder
 TokenKind = Literal["checkpoint", "cursor"]
 
 VERSION = "v1"
-#: At least 256 bits of key for HMAC-SHA256 (RFC 2104 §3: shorter keys weaken it); the
-#: operator and the quick start make 43 base64url characters (32 random bytes).
+#: No shorter than HMAC-SHA256's output, 32 bytes (RFC 2104 §3 discourages shorter keys),
+#: so a password cannot pass for a key; the operator and the quick start make 43 base64url
+#: characters (32 random bytes).
 MIN_KEY_CHARS = 32
 _KID_LABEL = b"mobileplane sync checkpoint key\n"
 _KID_CHARS = 12
