@@ -108,6 +108,7 @@ ADMIN_SECRET = "bench-postgres-admin"  # noqa: S105  (the name of a Secret)
 RUN_LABEL = "mobileplane.io/bench-run"
 TAINT_KEY = "mobileplane.io/bench"
 FAKE_PASSWORD = "bench-fixed-fake-password"  # noqa: S105  (the reference's generated material)
+FAKE_SYNC_KEYS = "bench-fixed-fake-sync-checkpoint-key-0123456"  # the same, for sync
 POLL_SECONDS = 1.0
 PROGRESS_SECONDS = 10.0
 MiB = 1024 * 1024
@@ -526,7 +527,11 @@ def rendered_children(cluster: Cluster, namespace: str, n: int) -> list[list[dic
                 role=dbname,
                 sslmode=cluster.admin.get("sslmode"),
             ),
-            generated=GeneratedMaterial(db_password=FAKE_PASSWORD, signing_keys=keyset),
+            generated=GeneratedMaterial(
+                db_password=FAKE_PASSWORD,
+                signing_keys=keyset,
+                sync_checkpoint_keys=FAKE_SYNC_KEYS,
+            ),
         )
         children = render(inp)
         for child in children:

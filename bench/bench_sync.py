@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import socket
 import tempfile
 import threading
@@ -54,6 +55,7 @@ def serve(database_url: str, redis_url: str) -> tuple[str, uvicorn.Server]:
         REDIS_PREFIX=f"bench-{uuid.uuid4().hex[:6]}",
         SYNC_MAX_ROWS_PER_USER="1000000",
         SYNC_MAX_BATCH="10000",
+        SYNC_CHECKPOINT_KEYS=secrets.token_urlsafe(32),
     )
     settings = KitSettings(database_url=database_url, redis_url=redis_url, log_level="WARNING")
     port = free_port()

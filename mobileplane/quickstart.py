@@ -205,6 +205,19 @@ def signing_keys_dir(data_dir: Path) -> Path:
     return directory
 
 
+def sync_checkpoint_keys(data_dir: Path) -> str:
+    """The quick start's ``SYNC_CHECKPOINT_KEYS``, made once (like the operator's Secret
+    ``<name>-sync-keys``) and kept, so devices' checkpoints survive a restart."""
+    path = data_dir / "sync-checkpoint-keys"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        staged = path.with_suffix(".new")
+        staged.write_text(secrets.token_urlsafe(32) + "\n")
+        staged.chmod(0o600)
+        staged.replace(path)
+    return path.read_text().strip()
+
+
 def gateway_routes(public_url: str, upstream: str, services: Sequence[str]) -> dict[str, Any]:
     """The gateway's route table for the quick start: the operator's routes and policies
     (``operator/render/routes.py``) for the services the platform app serves, every one to
@@ -483,6 +496,7 @@ def _serve_platform(
         "AUTH_CLIENTS": demo_clients(scopes),
         "AUTH_FIRST_ACCOUNT_SCOPES": " ".join(DEVELOPER_SCOPES),
         "AUTH_SIGNING_KEYS_DIR": str(signing_keys_dir(data_dir)),
+        "SYNC_CHECKPOINT_KEYS": sync_checkpoint_keys(data_dir),
         "TELEMETRY_PROJECTS": json.dumps(telemetry_projects(DEMO_PLATFORM, DEMO_SPEC, app_keys)),
         "TELEMETRY_PUBLIC_URL": http_url,
     }.items():

@@ -48,9 +48,12 @@ from mobileplane.operator.render.appkeys import (
 )
 from mobileplane.operator.render.names import MANAGED_BY
 from mobileplane.operator.render.secrets import (
+    SYNC_CHECKPOINT_KEYS_KEY,
     app_keys_secret_name,
     database_secret_name,
     signing_keys_secret_name,
+    stored_sync_keys,
+    sync_keys_secret_name,
 )
 from mobileplane.operator.spec import CacheMode, DatabaseMode, MobilePlatformSpec
 
@@ -444,6 +447,7 @@ async def reconcile(deps: Deps, body: Mapping[str, Any]) -> Outcome:
     db_secret_name = database_secret_name(platform)
     keys_secret_name = signing_keys_secret_name(platform)
     app_keys_name = app_keys_secret_name(platform)
+    sync_keys_name = sync_keys_secret_name(platform)
     instance = base_name(name)
     try:
         db_secret = await deps.kube.read_secret(ns, db_secret_name)
@@ -475,6 +479,11 @@ async def reconcile(deps: Deps, body: Mapping[str, Any]) -> Outcome:
             write_keys[added] = secrets.token_urlsafe(24)
             events.append(("Normal", "AnalyticsSourceCreated", f"{name}-{added}"))
 
+        # Sync checkpoint keys: made once and kept (a new key would send every device to a full
+        # resync); a key rotated by hand in the Secret is read back and kept as it is.
+        sync_keys_secret = await deps.kube.read_secret(ns, sync_keys_name)
+        sync_keys = stored_sync_keys(sync_keys_secret) or secrets.token_urlsafe(32)
+
         inp = RenderInput(
             platform=platform,
             spec=spec,
@@ -484,6 +493,7 @@ async def reconcile(deps: Deps, body: Mapping[str, Any]) -> Outcome:
             generated=GeneratedMaterial(
                 db_password=password,
                 signing_keys=keyset,
+                sync_checkpoint_keys=sync_keys,
                 app_keys=app_keys,
                 write_keys=write_keys,
             ),
@@ -505,6 +515,13 @@ async def reconcile(deps: Deps, body: Mapping[str, Any]) -> Outcome:
                         stored = await deps.kube.read_secret(ns, app_keys_name)
                         app_keys, write_keys = stored_keys(stored), stored_write_keys(stored)
                 elif any(app_keys_secret.get(k) != v for k, v in data.items()):
+                    await deps.kube.update_secret_data(ns, child_name_, data)
+            elif child["kind"] == "Secret" and child_name_ == sync_keys_name:
+                if sync_keys_secret is None:
+                    await deps.kube.create_if_absent(child)  # made meanwhile: the stored wins
+                elif stored_sync_keys(sync_keys_secret) is None:
+                    # The key was removed from the Secret: put one back (never overwrite one).
+                    data = {SYNC_CHECKPOINT_KEYS_KEY: sync_keys}
                     await deps.kube.update_secret_data(ns, child_name_, data)
             elif child["kind"] == "Secret" and child_name_ == db_secret_name:
                 if target is not None:

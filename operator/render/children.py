@@ -28,6 +28,7 @@ from mobileplane.operator.render.secrets import (
     app_keys_secret,
     database_secret,
     signing_keys_secret,
+    sync_keys_secret,
 )
 from mobileplane.operator.render.services import service_children
 from mobileplane.operator.spec import SERVICE_NAMES
@@ -39,6 +40,7 @@ def render(inp: RenderInput) -> list[dict[str, Any]]:
         database_secret(inp),
         signing_keys_secret(inp),
         app_keys_secret(inp),
+        sync_keys_secret(inp),
         config_map(inp),
         routes_config_map(inp),
         *network_policies(inp),

@@ -11,7 +11,9 @@ read changes. So each pod template carries ``mobileplane.io/config-hash``: a sha
 - for the signing keys, the key ids (public) and which one is active, so a rotation rolls the
   auth service even when the caller passes no version;
 - for the apps' DSN keys, a digest of the telemetry projects, so a platform added to the app
-  rolls telemetry (which seeds projects at startup).
+  rolls telemetry (which seeds projects at startup);
+- for the sync checkpoint keys, their key ids (derived, public: tokens carry them), so keys
+  rotated by hand in the Secret roll the sync service, which reads them at startup.
 
 What is referenced is read from the pod spec itself (``envFrom``, ``valueFrom``, volumes), so
 the hash cannot miss a reference the pod has. A change to one service's settings thus
@@ -30,7 +32,12 @@ from mobileplane.operator.render.config import consumed_config
 from mobileplane.operator.render.inputs import RenderInput
 from mobileplane.operator.render.names import child_name
 from mobileplane.operator.render.routes import routes_config_map
-from mobileplane.operator.render.secrets import app_keys_secret_name, signing_keys_secret_name
+from mobileplane.operator.render.secrets import (
+    app_keys_secret_name,
+    signing_keys_secret_name,
+    sync_keys_secret_name,
+)
+from mobileplane.services.sync.tokens import key_id
 
 
 def _containers(pod_spec: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
@@ -92,5 +99,8 @@ def config_hash(inp: RenderInput, component: str, pod_spec: Mapping[str, Any]) -
             "active": keyset.active.kid if keyset.active else None,
             "published": sorted(k.kid for k in keyset.keys),
         }
+    if sync_keys_secret_name(inp.platform) in secrets:
+        keys = inp.generated.sync_checkpoint_keys.split(",")
+        payload["syncKeys"] = [key_id(k.strip().encode()) for k in keys]
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()

@@ -9,10 +9,11 @@ arrives here already resolved:
   host read from the admin Secret, or the in-cluster Postgres Service (see
   :func:`mobileplane.operator.render.names.postgres_host`), and the database and role names
   the provisioner settled on;
-- generated material (:class:`GeneratedMaterial`): the database password and the signing key
-  set. The caller passes them *as stored*: read back from the generated Secrets when these
-  exist, freshly generated only when they do not. Rendering the same stored material twice
-  gives the same objects, so nothing churns;
+- generated material (:class:`GeneratedMaterial`): the database password, the signing key
+  set, the apps' ingestion keys and the sync checkpoint keys. The caller passes them *as
+  stored*: read back from the generated Secrets when these exist, freshly generated only when
+  they do not. Rendering the same stored material twice gives the same objects, so nothing
+  churns;
 - optionally, versions of the Secrets the pods reference (``secret_versions``, e.g. their
   ``resourceVersion`` or a digest the caller computed), so that a changed Secret rolls exactly
   the Deployments that read it. Versions, never values: the config hash is an annotation
@@ -63,6 +64,9 @@ class GeneratedMaterial:
     db_password: str
     #: The auth service's signing keys: the active key signs, every key is published.
     signing_keys: KeySet
+    #: The sync service's ``SYNC_CHECKPOINT_KEYS`` (one random key, made once; the first of
+    #: a comma-separated list signs checkpoint tokens, every one listed verifies them).
+    sync_checkpoint_keys: str
     #: The telemetry DSN public keys by app platform (``ios``, ``android``), see
     #: :mod:`.appkeys`; a platform without one gets no telemetry project.
     app_keys: Mapping[str, str] = field(default_factory=dict)

@@ -1,13 +1,16 @@
-"""The Secrets of generated material: the database credentials, the signing keys and the
-apps' telemetry DSN keys.
+"""The Secrets of generated material: the database credentials, the signing keys, the
+apps' telemetry DSN keys and the sync service's checkpoint keys.
 
 All hold material the caller generated (the renderer has no randomness). They are marked
 ``mobileplane.io/generated: "true"``: the caller creates them once and never overwrites them,
 because regenerating a password or a key would lock the services out of their database,
-invalidate every issued token or every DSN compiled into an app. The sanctioned changes are
-a signing-key rotation (:func:`signing_keys_data` gives the new data to merge) and a DSN key
-added for a platform added to the app (:func:`.appkeys.app_keys_data`). Each also records
-the uid of the platform that generated it (see ``PlatformRef.uid``).
+invalidate every issued token or every DSN compiled into an app, or send every device back
+to a full resync (a checkpoint token MAC'd with a key the sync service no longer has). The
+sanctioned changes are a signing-key rotation (:func:`signing_keys_data` gives the new data to
+merge) and a DSN key added for a platform added to the app (:func:`.appkeys.app_keys_data`).
+The sync keys are rotated by hand, in the Secret (docs/sync-protocol.md §7); the operator
+keeps what it reads back. Each also records the uid of the platform that generated it (see
+``PlatformRef.uid``).
 
 Values go in ``stringData``: these Secrets are created, never applied, so ``stringData``'s
 write-only nature costs nothing, and the values stay readable in reviews and golden files.
@@ -50,6 +53,11 @@ ACTIVE_KID_KEY = "active-kid"
 KEYSET_KEY = "keyset.json"
 
 
+#: Key of ``<name>-sync-keys``: the sync service's ``SYNC_CHECKPOINT_KEYS``, comma-separated,
+#: the first signing (``services/sync/tokens.py``).
+SYNC_CHECKPOINT_KEYS_KEY = "checkpoint-keys"
+
+
 def private_key_name(kid: str) -> str:
     """The Secret key holding one signing key's private PEM."""
     return f"key-{kid}.pem"
@@ -68,6 +76,11 @@ def signing_keys_secret_name(platform: PlatformRef) -> str:
 def app_keys_secret_name(platform: PlatformRef) -> str:
     """``<name>-app-keys``: the telemetry DSN keys (see :mod:`.appkeys`)."""
     return child_name(platform, "app-keys")
+
+
+def sync_keys_secret_name(platform: PlatformRef) -> str:
+    """``<name>-sync-keys``: the keys that MAC sync checkpoint tokens."""
+    return child_name(platform, "sync-keys")
 
 
 def _generated_secret(
@@ -143,6 +156,18 @@ def app_keys_secret(inp: RenderInput) -> dict[str, Any]:
     """Secret ``<name>-app-keys``, read by the telemetry service."""
     data = app_keys_data(inp.platform, inp.spec, inp.generated.app_keys, inp.generated.write_keys)
     return _generated_secret(inp, app_keys_secret_name(inp.platform), "telemetry", data)
+
+
+def stored_sync_keys(data: Mapping[str, str] | None) -> str | None:
+    """``SYNC_CHECKPOINT_KEYS`` as stored in (decoded) ``<name>-sync-keys`` data, if any."""
+    value = (data or {}).get(SYNC_CHECKPOINT_KEYS_KEY, "").strip()
+    return value or None
+
+
+def sync_keys_secret(inp: RenderInput) -> dict[str, Any]:
+    """Secret ``<name>-sync-keys``, read by the sync service (``SYNC_CHECKPOINT_KEYS``)."""
+    data = {SYNC_CHECKPOINT_KEYS_KEY: inp.generated.sync_checkpoint_keys}
+    return _generated_secret(inp, sync_keys_secret_name(inp.platform), "sync", data)
 
 
 def is_generated(obj: Mapping[str, Any]) -> bool:

@@ -5,7 +5,8 @@ A disabled service renders nothing; the caller deletes children it no longer ren
 - **Deployment** — one container running ``mobileplane serve <service>`` on port 8080
   (named ``http``), configured by ``envFrom`` the platform ConfigMap plus the Secrets it needs
   (database URL for all; cache URL when the cache is External; media credentials for
-  content; signing keys for auth; APNs/FCM credentials for notifications). With autoscaling
+  content; signing keys for auth; checkpoint keys for sync; APNs/FCM credentials for
+  notifications). With autoscaling
   on, ``replicas`` is left out so the HPA owns it (server-side apply would otherwise reset
   the count on every reconcile). The pod template carries the config hash.
 - **Shutdown** — a ``preStop`` sleep keeps a stopping pod serving until its endpoint is gone
@@ -59,9 +60,11 @@ from mobileplane.operator.render.pods import (
 )
 from mobileplane.operator.render.secrets import (
     DB_URL,
+    SYNC_CHECKPOINT_KEYS_KEY,
     app_keys_secret_name,
     database_secret_name,
     signing_keys_secret_name,
+    sync_keys_secret_name,
 )
 from mobileplane.operator.spec import CacheMode
 
@@ -118,6 +121,10 @@ def _env(inp: RenderInput, service: str) -> list[dict[str, Any]]:
     if service == "analytics":
         # The apps' sources and write keys, created or updated at startup.
         env.append(env_secret("ANALYTICS_SOURCES", app_keys_secret_name(inp.platform), SOURCES_KEY))
+    if service == "sync":
+        # MACs checkpoint tokens: a key devices' tokens were not made with sends them to resync.
+        keys = sync_keys_secret_name(inp.platform)
+        env.append(env_secret("SYNC_CHECKPOINT_KEYS", keys, SYNC_CHECKPOINT_KEYS_KEY))
     if service == "telemetry":
         # The apps' projects and DSN keys, created or updated at startup.
         env.append(

@@ -37,15 +37,12 @@ from mobileplane.services.sync.protocol import (
     Change,
     Checkpoint,
     DownloadResponse,
-    TokenError,
     UploadRequest,
     UploadResponse,
-    decode_token,
-    encode_token,
-    positions,
 )
 from mobileplane.services.sync.schema import SchemaError, SyncSchema, WriteError, check_write
 from mobileplane.services.sync.settings import SyncSettings
+from mobileplane.services.sync.tokens import TokenError, TokenKeys, positions, seal, unseal
 
 SyncIdentity = Annotated[Identity, require_scope("sync")]
 
@@ -66,6 +63,8 @@ class UpgradeRequired(ServiceError):
 class SyncState:
     settings: SyncSettings
     schema: SyncSchema
+    #: MAC keys of checkpoint tokens and cursors (``SYNC_CHECKPOINT_KEYS``).
+    keys: TokenKeys
 
 
 def get_state(request: Request) -> SyncState:
@@ -226,7 +225,7 @@ def router() -> APIRouter:
         names = store.buckets_of(identity.subject)
         try:
             if cursor:
-                progress = decode_token(cursor)
+                progress = unseal(state.keys, "cursor", cursor)
                 since = {str(k): int(v) for k, v in progress["since"].items()}
                 target = {str(k): int(v) for k, v in progress["target"].items()}
                 last_mutation = int(progress["lmid"])
@@ -234,7 +233,7 @@ def router() -> APIRouter:
                 if set(target) != set(names):
                     raise TokenError("the cursor belongs to another user")
             else:
-                since = positions(checkpoint)
+                since = positions(state.keys, checkpoint)
                 states = await store.bucket_states(session, names)
                 target = {b: states[b].last_op for b in names}
                 reset = []
@@ -273,8 +272,10 @@ def router() -> APIRouter:
                 since[b] = got[-1].op_id
         done = all(since.get(b, 0) >= target[b] for b in names)
         if not done:
-            cursor_out = encode_token(
-                {"since": since, "target": target, "lmid": last_mutation, "reset": reset}
+            cursor_out = seal(
+                state.keys,
+                "cursor",
+                {"since": since, "target": target, "lmid": last_mutation, "reset": reset},
             )
             return DownloadResponse(
                 changes=changes, has_more=True, cursor=cursor_out, reset_buckets=reset
@@ -295,7 +296,9 @@ def router() -> APIRouter:
             changes=changes,
             has_more=False,
             checkpoint=Checkpoint(
-                token=encode_token(target), buckets=buckets, last_mutation_id=last_mutation
+                token=seal(state.keys, "checkpoint", target),
+                buckets=buckets,
+                last_mutation_id=last_mutation,
             ),
             reset_buckets=reset,
         )

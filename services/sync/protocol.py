@@ -1,14 +1,11 @@
 """The sync wire protocol's messages (docs/sync-protocol.md is their prose).
 
-Pydantic models for requests and responses, and the checkpoint token: an opaque (to clients)
-base64url JSON of ``{bucket: op id}`` — the position of a client's replica in each bucket.
+Pydantic models for requests and responses. The checkpoint token and the paging cursor are
+opaque strings here; :mod:`.tokens` makes and checks them (MAC'd, issue 21 §4).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -93,33 +90,3 @@ class DownloadResponse(_Strict):
         description="Drop these buckets' local rows before applying: the server's changes "
         "since your checkpoint are no longer available.",
     )
-
-
-class TokenError(ValueError):
-    """A checkpoint token or cursor is not one this server issued."""
-
-
-def encode_token(payload: dict[str, Any]) -> str:
-    raw = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def decode_token(token: str) -> dict[str, Any]:
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        payload = json.loads(raw)
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise TokenError("the checkpoint token is malformed") from None
-    if not isinstance(payload, dict):
-        raise TokenError("the checkpoint token is malformed")
-    return payload
-
-
-def positions(token: str | None) -> dict[str, int]:
-    """``{bucket: op id}`` of a checkpoint token (empty: nothing synced yet)."""
-    if not token:
-        return {}
-    payload = decode_token(token)
-    if not all(isinstance(k, str) and isinstance(v, int) and v >= 0 for k, v in payload.items()):
-        raise TokenError("the checkpoint token is malformed")
-    return {str(k): int(v) for k, v in payload.items()}

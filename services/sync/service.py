@@ -57,7 +57,9 @@ async def _compaction_loop(app: FastAPI, settings: SyncSettings, stopping: async
 
 async def start(app: FastAPI) -> None:
     settings = service_settings(app, SyncSettings)
-    app.state.sync = SyncState(settings=settings, schema=load_schema(settings))
+    app.state.sync = SyncState(
+        settings=settings, schema=load_schema(settings), keys=settings.checkpoint_keys()
+    )
     stopping = asyncio.Event()
     app.state.sync_compaction_stopping = stopping
     app.state.sync_compaction = asyncio.create_task(_compaction_loop(app, settings, stopping))

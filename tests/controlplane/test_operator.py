@@ -49,6 +49,7 @@ from support.stack import (
 
 from mobileplane.operator.provision import S3Endpoint
 from mobileplane.operator.spec import SERVICE_NAMES, UNSHIPPED_SERVICES
+from mobileplane.services.sync.tokens import parse_keys
 from mobileplane.stack import manager
 from mobileplane.stack.components.kube import Kube
 from mobileplane.stack.progress import Progress
@@ -229,6 +230,10 @@ def test_minimal_example_becomes_ready(
         "/telemetry/1"
     )
     assert all(s["available"] for s in status["services"].values())
+    # The sync checkpoint key: a usable key, made once (unchanged by later reconciles, below).
+    sync_keys = k8s.CoreV1Api(kube_api).read_namespaced_secret("hello-sync-keys", k8s_namespace)
+    assert parse_keys(base64.b64decode(sync_keys.data["checkpoint-keys"]).decode()).signing
+    assert sync_keys.metadata.annotations["mobileplane.io/generated"] == "true"
     deployments = k8s.AppsV1Api(kube_api).list_namespaced_deployment(k8s_namespace).items
     owned = [
         d
@@ -249,6 +254,24 @@ def test_minimal_example_becomes_ready(
     components = {d.metadata.labels["app.kubernetes.io/component"] for d in owned}
     assert components >= set(SERVICE_NAMES) - set(UNSHIPPED_SERVICES)
     assert not components & set(UNSHIPPED_SERVICES)
+    # A reconcile of a changed spec keeps the sync key Secret as it is: never rewritten.
+    k8s.CustomObjectsApi(kube_api).patch_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        k8s_namespace,
+        PLURAL,
+        "hello",
+        {"spec": {"services": {"sync": {"replicas": 2}}}},
+    )
+    apps = k8s.AppsV1Api(kube_api)
+    eventually(
+        lambda: apps.read_namespaced_deployment("hello-sync", k8s_namespace).spec.replicas == 2,
+        30,
+        "sync's replicas to follow the spec",
+    )
+    again = k8s.CoreV1Api(kube_api).read_namespaced_secret("hello-sync-keys", k8s_namespace)
+    assert again.metadata.resource_version == sync_keys.metadata.resource_version
+    assert again.data == sync_keys.data
 
 
 def test_external_database_and_bucket_with_delete_policy(

@@ -57,6 +57,7 @@ def _input(example: str, namespace: str) -> RenderInput:
         generated=GeneratedMaterial(
             db_password="dry-run-password-9f2c",
             signing_keys=KeySet.from_json(KEYSET_FILE.read_text()),
+            sync_checkpoint_keys="dry-run-sync-checkpoint-key-" + "x" * 16,
         ),
     )
 

@@ -9,6 +9,7 @@ against the auth service's JWKS. Routes and policies are the operator's
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -99,6 +100,7 @@ def platform_behind_gateway(
         "AUTH_SIGNING_KEYS_DIR": str(keys_dir),
         "AUTH_SIGNING_KEYS_CHECK_SECONDS": "0",
         "AUTH_LOGIN_ATTEMPTS_PER_IP_PER_MINUTE": "1000",
+        "SYNC_CHECKPOINT_KEYS": secrets.token_urlsafe(32),
         **(auth_env or {}),
     }.items():
         monkeypatch.setenv(key, value)

@@ -22,7 +22,9 @@ from mobileplane.quickstart import (
     display_host,
     render_section,
     shown_command,
+    sync_checkpoint_keys,
 )
+from mobileplane.services.sync.tokens import parse_keys
 
 POSTGRES = RunAs(name="postgres", uid=101, gid=104, home="/var/lib/postgresql")
 
@@ -125,6 +127,14 @@ def test_shown_command(tmp_path: Path) -> None:
     script.touch()
     assert shown_command(script, tmp_path) == ".venv/bin/mobileplane"
     assert shown_command(script, Path("/elsewhere")) == str(script)
+
+
+def test_the_sync_checkpoint_key_is_made_once_and_kept_private(tmp_path: Path) -> None:
+    key = sync_checkpoint_keys(tmp_path / "data")
+    assert parse_keys(key).retained == ()  # one usable key
+    assert sync_checkpoint_keys(tmp_path / "data") == key  # kept across restarts
+    path = tmp_path / "data" / "sync-checkpoint-keys"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
 def test_demo_dsns_are_made_once_and_shown(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ nothing about the user in any table, and another user's data is untouched."""
 from __future__ import annotations
 
 import json
+import secrets
 import socket
 import uuid
 from collections.abc import AsyncIterator
@@ -51,6 +52,7 @@ async def apps(
     """Profiles (with every service's data-subject store registered, as deployed) and the
     services that hold user data, each as its own app on the one database."""
     monkeypatch.setenv("SYNC_SCHEMA", json.dumps(SYNC_SCHEMA))
+    monkeypatch.setenv("SYNC_CHECKPOINT_KEYS", secrets.token_urlsafe(32))
     monkeypatch.setenv(
         "TELEMETRY_PROJECTS",
         json.dumps(

@@ -37,6 +37,8 @@ EXAMPLES = {  # MobilePlatform examples (the folder also holds MobileRelease one
 NAMESPACE = "apps"
 UID = "0b9d6f3e-5c2a-4e1b-9f00-000000000001"
 DB_PASSWORD = "fixture-db-password-7Q/x+y@z"  # characters a URL must escape
+#: ``SYNC_CHECKPOINT_KEYS`` as generated (one key, 43 base64url characters): test material.
+SYNC_KEYS = "fixture-sync-checkpoint-key-0123456789abcdef"
 KEYSET = KeySet.from_json((HERE / "data" / "signing-keyset.json").read_text())
 EXTERNAL_DB_HOST = "pg.example.com"
 
@@ -82,6 +84,7 @@ def make_input(
     name: str = "hello",
     namespace: str = NAMESPACE,
     keyset: KeySet = KEYSET,
+    sync_keys: str = SYNC_KEYS,
     secret_versions: Mapping[str, str] | None = None,
 ) -> RenderInput:
     """A RenderInput as the operator would resolve it, from fixed material."""
@@ -103,6 +106,7 @@ def make_input(
         generated=GeneratedMaterial(
             db_password=DB_PASSWORD,
             signing_keys=keyset,
+            sync_checkpoint_keys=sync_keys,
             app_keys={p: APP_KEYS[p] for p in app_platforms(parsed)},
             write_keys={p: WRITE_KEYS[p] for p in app_platforms(parsed)},
         ),

@@ -14,6 +14,7 @@ from render_fixtures import (
     KEYSET,
     MINIMAL,
     NAMESPACE,
+    SYNC_KEYS,
     UID,
     example,
     example_input,
@@ -33,7 +34,9 @@ from mobileplane.operator.render import (
     signing_keys_data,
 )
 from mobileplane.operator.render.routes import route_table
+from mobileplane.operator.render.secrets import stored_sync_keys
 from mobileplane.operator.spec import SERVICE_NAMES, UNSHIPPED_SERVICES
+from mobileplane.services.sync.tokens import parse_keys
 
 #: The services a default platform runs: every one this version ships.
 SHIPPED = [s for s in SERVICE_NAMES if s not in UNSHIPPED_SERVICES]
@@ -75,6 +78,7 @@ def test_minimal_example_renders_the_default_platform() -> None:
         ("Secret", "hello-database"),
         ("Secret", "hello-signing-keys"),
         ("Secret", "hello-app-keys"),
+        ("Secret", "hello-sync-keys"),
         ("ConfigMap", "hello-config"),
         ("ConfigMap", "hello-gateway-routes"),
         ("NetworkPolicy", "hello-default-deny"),
@@ -470,7 +474,51 @@ def test_signing_keys_secret_publishes_every_key() -> None:
         "hello-database",
         "hello-signing-keys",
         "hello-app-keys",
+        "hello-sync-keys",
     }
+
+
+def test_sync_keys_secret_holds_a_usable_key_only_sync_reads() -> None:
+    objects = render(example_input("minimal"))
+    secret = find(objects, "Secret", "hello-sync-keys")
+    assert secret is not None and is_generated(secret)  # created once, never overwritten
+    assert secret["metadata"]["annotations"]["mobileplane.io/platform-uid"] == UID
+    assert secret["metadata"]["labels"]["app.kubernetes.io/component"] == "sync"
+    stored = stored_sync_keys(secret["stringData"])
+    assert stored == SYNC_KEYS
+    assert parse_keys(stored).retained == ()  # one key, usable by the sync service
+    ref = {"secretKeyRef": {"name": "hello-sync-keys", "key": "checkpoint-keys"}}
+    readers = {
+        o["metadata"]["name"]
+        for o in objects
+        for spec in pod_specs(o)
+        for container in spec["containers"]
+        for var in container.get("env", [])
+        if var.get("valueFrom") == ref and var["name"] == "SYNC_CHECKPOINT_KEYS"
+    }
+    assert readers == {"hello-sync"}
+
+
+def test_sync_keys_are_stable_across_re_renders() -> None:
+    """The operator passes the key it reads back: the same Secret, byte for byte, every time."""
+    first = find(render(example_input("minimal")), "Secret", "hello-sync-keys")
+    assert first is not None
+    read_back = stored_sync_keys(first["stringData"])
+    assert read_back is not None
+    again = find(
+        render(make_input(example("minimal")[1], sync_keys=read_back)), "Secret", "hello-sync-keys"
+    )
+    assert again == first
+    # A key rotated by hand (new first, old still verifying) is kept as it is.
+    rotated = f"{'n' * 43},{read_back}"
+    kept = find(render(make_input(MINIMAL, sync_keys=rotated)), "Secret", "hello-sync-keys")
+    assert kept is not None and stored_sync_keys(kept["stringData"]) == rotated
+
+
+def test_no_sync_keys_stored_is_none() -> None:
+    assert stored_sync_keys(None) is None
+    assert stored_sync_keys({}) is None
+    assert stored_sync_keys({"checkpoint-keys": "  "}) is None
 
 
 # -- migrations -----------------------------------------------------------------------------

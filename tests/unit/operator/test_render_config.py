@@ -6,7 +6,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from render_fixtures import KEYSET, MINIMAL, example_input, find, make_input, with_changes
+from render_fixtures import (
+    KEYSET,
+    MINIMAL,
+    SYNC_KEYS,
+    example_input,
+    find,
+    make_input,
+    with_changes,
+)
 
 from mobileplane.operator.keys import generate, rotate
 from mobileplane.operator.render import (
@@ -88,6 +96,7 @@ def test_a_change_rolls_exactly_the_services_that_read_it(
     [
         pytest.param("hello-database", set(SERVICE_NAMES), id="database"),
         pytest.param("hello-signing-keys", {"auth"}, id="signing-keys"),
+        pytest.param("hello-sync-keys", {"sync"}, id="sync-keys"),
         pytest.param("hello-media", {"content", "profiles", "telemetry"}, id="media"),
         pytest.param("apns", {"notifications"}, id="apns"),
         pytest.param("unrelated", set(), id="unreferenced"),
@@ -105,10 +114,16 @@ def test_a_key_rotation_rolls_the_auth_service() -> None:
     assert _changed(make_input(BASE), make_input(BASE, keyset=rotated)) == {"auth"}
 
 
+def test_sync_keys_rotated_by_hand_roll_the_sync_service() -> None:
+    rotated = f"{'n' * 43},{SYNC_KEYS}"
+    assert _changed(make_input(BASE), make_input(BASE, sync_keys=rotated)) == {"sync"}
+
+
 def test_the_hash_does_not_contain_secret_values() -> None:
     inp = make_input(BASE)
     text = repr(_hashes(inp))
     assert inp.generated.db_password not in text
+    assert inp.generated.sync_checkpoint_keys not in text
     assert all(len(h) == 64 for h in _hashes(inp).values())
 
 
@@ -273,6 +288,7 @@ def test_the_sync_data_model_reaches_the_sync_service_and_parses() -> None:
         database_url="postgresql://u:p4ss@db/x",
         redis_url="redis://r:6379/0",
         sync_schema=config["SYNC_SCHEMA"],
+        sync_checkpoint_keys=inp.generated.sync_checkpoint_keys,
     )
     assert set(settings.declared_schema().tables) == {"todos"}
     assert "SYNC_SCHEMA" not in consumed_config(inp, "content")

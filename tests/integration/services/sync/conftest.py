@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -46,6 +47,8 @@ def sync_env(
         "SYNC_SCHEMA": json.dumps(SCHEMA),
         "SYNC_MAX_BATCH": "50",
         "SYNC_MAX_ROWS_PER_USER": "20",
+        # Generated per test, as the operator does per platform.
+        "SYNC_CHECKPOINT_KEYS": secrets.token_urlsafe(32),
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
