@@ -62,6 +62,7 @@ SEVERITY = (
     "CreateContainerConfigError",
     "InvalidImageName",
     "ErrImagePull",
+    "ErrImageNeverPull",
     "ImagePullBackOff",
     "CreateContainerError",
     "RunContainerError",

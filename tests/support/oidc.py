@@ -107,22 +107,29 @@ def sign_in(
     register: bool = False,
     client_id: str = APP_ID,
     redirect_uri: str = REDIRECT_URI,
+    transport: httpx.BaseTransport | None = None,
 ) -> dict[str, Any]:
     """An app's sign-in with authlib (authorization code + PKCE, discovery and every endpoint
-    at ``platform_url``), the login page posted by :func:`browser_login`: the token response."""
-    meta = httpx.get(f"{platform_url}/.well-known/openid-configuration", timeout=10).json()
+    at ``platform_url``), the login page posted by :func:`browser_login`: the token response.
+    ``transport`` carries every request (a cluster's names resolved by the test, say)."""
+    with httpx.Client(transport=transport, timeout=10) as plain:
+        meta = plain.get(f"{platform_url}/.well-known/openid-configuration").json()
     verifier = generate_token(64)
-    with OAuth2Client(
-        client_id=client_id,
-        redirect_uri=redirect_uri,
-        scope=scope,
-        code_challenge_method="S256",
-        token_endpoint_auth_method="none",
-    ) as client:
+    with (
+        OAuth2Client(
+            client_id=client_id,
+            redirect_uri=redirect_uri,
+            scope=scope,
+            code_challenge_method="S256",
+            token_endpoint_auth_method="none",
+            transport=transport,
+        ) as client,
+        httpx.Client(transport=transport, timeout=20) as browser,
+    ):
         url, _ = client.create_authorization_url(
             meta["authorization_endpoint"], code_verifier=verifier
         )
-        answer = browser_login(url, email, password, register=register)
+        answer = browser_login(url, email, password, register=register, browser=browser)
         if answer.status_code != 303:
             raise AssertionError(f"the login page answered {answer.status_code}: {answer.text}")
         return dict(
