@@ -21,6 +21,7 @@ Addresses:
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -422,6 +423,29 @@ def cni_leftover_rules(nat_rules: str) -> list[str]:
         for line in nat_rules.splitlines()
         if line.startswith("-A ") and (marker in line or f"name: {CNI_NETWORK} " in line)
     ]
+
+
+#: Tables where kubelet (KUBE-FIREWALL, KUBE-KUBELET-CANARY) and kube-proxy make chains.
+KUBE_TABLES = ("filter", "nat", "mangle")
+
+
+def kube_chain_cleanup(rules: str) -> list[list[str]]:
+    """Arguments that remove kubelet's and kube-proxy's chains from one table (``-S`` output).
+
+    The jumps into them from the built-in chains go first, then every ``KUBE-`` chain is
+    flushed, then deleted (a chain still referenced cannot be). One real node per machine
+    (see :mod:`mobileplane.stack.components.node`), so every ``KUBE-`` chain is the node's.
+    """
+    lines = rules.splitlines()
+    jumps = [
+        delete_rule(line)
+        for line in lines
+        if line.startswith("-A ")
+        and not line.split()[1].startswith("KUBE-")
+        and re.search(r" -j KUBE-\S+", line)
+    ]
+    chains = [line.split()[1] for line in lines if line.startswith("-N KUBE-")]
+    return jumps + [["-F", c] for c in chains] + [["-X", c] for c in chains]
 
 
 def mounts_under(mountinfo: str, root: Path) -> list[Path]:

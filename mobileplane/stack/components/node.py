@@ -447,6 +447,7 @@ class Node:
         if not self.installed(ctx):
             raise StackError(self.name, "the node is not built", "run `mobileplane stack up`")
         self._claim(ctx)
+        started = time.monotonic()
         paths = self._paths(ctx)
         builds = self._builds(ctx)
         ports = ctx.config.ports
@@ -538,7 +539,11 @@ class Node:
             alive=lambda: all(ctx.procs.alive(p) for p in nodeplan.PROCESSES),
             interval=1.0,
         )
-        ctx.progress.say(self.name, f"ready: {nodeplan.NODE_NAME} at {nodeplan.NODE_IP}")
+        ctx.progress.say(
+            self.name,
+            f"ready in {time.monotonic() - started:.1f}s: {nodeplan.NODE_NAME} at "
+            f"{nodeplan.NODE_IP} (containerd {paths.containerd_socket})",
+        )
 
     def _containerd_health(self, ctx: Context) -> Health:
         if not self._paths(ctx).containerd_socket.exists():
@@ -615,12 +620,16 @@ class Node:
                 pass
             _run([*ipt, "-F", chain], check=False)
             _run([*ipt, "-X", chain], check=False)
-        # What the CNI plugins left behind (only after a crash) and kube-proxy's chains.
+        # What the CNI plugins left behind (only after a crash), then kubelet's and
+        # kube-proxy's chains, IPv4 and IPv6.
         for rule in nodeplan.cni_leftover_rules(_run([*ipt, "-S"], check=False).stdout):
             _run([*ipt, *nodeplan.delete_rule(rule)], check=False)
-        proxy = self._builds(ctx)["kube"].bin / "kube-proxy"
-        if proxy.exists():
-            _run([str(proxy), "--cleanup"], check=False)
+        for tool in ("iptables", "ip6tables"):
+            for table in nodeplan.KUBE_TABLES:
+                cmd = [tool, "-w", "-t", table]
+                rules = _run([*cmd, "-S"], check=False).stdout
+                for args in nodeplan.kube_chain_cleanup(rules):
+                    _run([*cmd, *args], check=False)
         _run(["ip", "link", "delete", nodeplan.BRIDGE], check=False)
         with contextlib.suppress(OSError):
             shutil.rmtree(self._paths(ctx).cni_ipam_dir)

@@ -265,3 +265,31 @@ def test_kwok_manages_only_nodes_with_its_annotation() -> None:
     key, value = kubeplan.KWOK_NODE_ANNOTATION.split("=")
     assert kubeplan.fake_node("kwok-node-0")["metadata"]["annotations"][key] == value  # type: ignore[index]
     assert key not in nodeplan.NODE_LABEL
+
+
+FILTER_RULES = "\n".join(
+    [
+        "-P INPUT ACCEPT",
+        "-N CNI-FORWARD",
+        "-N KUBE-FIREWALL",
+        "-N KUBE-SERVICES",
+        "-A INPUT -j KUBE-FIREWALL",
+        '-A FORWARD -m comment --comment "CNI firewall plugin rules" -j CNI-FORWARD',
+        "-A OUTPUT -m conntrack --ctstate NEW -j KUBE-SERVICES",
+        "-A KUBE-SERVICES -d 10.96.0.9/32 -j KUBE-SVC-X",
+        "-A KUBE-FIREWALL ! -s 127.0.0.0/8 -d 127.0.0.0/8 -j DROP",
+    ]
+)
+
+
+def test_kube_chain_cleanup_unhooks_then_flushes_then_deletes_only_kube_chains() -> None:
+    steps = nodeplan.kube_chain_cleanup(FILTER_RULES)
+    assert steps == [
+        ["-D", "INPUT", "-j", "KUBE-FIREWALL"],
+        ["-D", "OUTPUT", "-m", "conntrack", "--ctstate", "NEW", "-j", "KUBE-SERVICES"],
+        ["-F", "KUBE-FIREWALL"],
+        ["-F", "KUBE-SERVICES"],
+        ["-X", "KUBE-FIREWALL"],
+        ["-X", "KUBE-SERVICES"],
+    ]
+    assert nodeplan.kube_chain_cleanup("-P INPUT ACCEPT\n") == []
