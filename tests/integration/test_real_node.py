@@ -6,20 +6,25 @@ Every pod here selects the real node and tolerates its taint; kwok's fake node k
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import kubernetes.client as k8s
 import pytest
 from support.stack import NodeSettings, require_node
 
+from mobileplane.image import builder
 from mobileplane.stack import nodeplan
 from mobileplane.stack.components.node import image_refs
+from mobileplane.stack.progress import Progress
 
 pytestmark = pytest.mark.realnode
 
 PROBE = image_refs()["probe"]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -34,13 +39,17 @@ def _pod(
     labels: dict[str, str] | None = None,
     readiness: dict[str, Any] | None = None,
     restart: str = "Always",
+    image: str = PROBE,
+    command: str = "/probe",
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": "main",
-        "image": PROBE,
+        "image": image,
         "imagePullPolicy": "Never",
-        "command": ["/probe"],
+        "command": [command],
         "args": args,
+        "env": [{"name": k, "value": v} for k, v in (env or {}).items()],
         "securityContext": {"readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False},
     }
     if readiness:
@@ -56,7 +65,7 @@ def _pod(
             ],
             "restartPolicy": restart,
             "terminationGracePeriodSeconds": 1,
-            "securityContext": {"runAsNonRoot": True, "runAsUser": 65534},
+            "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001},
             "containers": [container],
         },
     }
@@ -77,9 +86,9 @@ def _ready(pod: k8s.V1Pod) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
 
 
-def _run_to_completion(core: k8s.CoreV1Api, ns: str, name: str, args: list[str]) -> str:
-    """Run the probe with ``args`` once; its log when it succeeded, else a failed assertion."""
-    core.create_namespaced_pod(ns, _pod(name, args, restart="Never"))
+def _run_to_completion(core: k8s.CoreV1Api, ns: str, name: str, args: list[str], **pod: Any) -> str:
+    """Run the probe (or ``pod``'s image) with ``args`` once; its log when it succeeded."""
+    core.create_namespaced_pod(ns, _pod(name, args, restart="Never", **pod))
 
     def finished() -> str | None:
         phase = core.read_namespaced_pod(name, ns).status.phase
@@ -172,3 +181,39 @@ def test_pod_reaches_the_host_postgresql(
         core, k8s_namespace, "pg", ["postgres", f"{node.ip}:{node.postgres_port}"]
     )
     assert "PostgreSQL asks for authentication" in log
+
+
+QUERY = """
+import os, psycopg
+with psycopg.connect(os.environ["DATABASE_URL"], connect_timeout=5) as conn:
+    print(*conn.execute("SELECT current_user, inet_client_addr()").fetchone())
+"""
+
+
+@pytest.mark.image
+@pytest.mark.timeout(builder.BUILD_TIMEOUT)
+def test_the_project_image_runs_on_the_node_and_queries_the_host_postgresql(
+    node: NodeSettings, kube_api: k8s.ApiClient, k8s_namespace: str
+) -> None:
+    """The project's own image, imported without a registry, signs in to the stack's
+    PostgreSQL with the address ``stack env`` gives pods, and runs a query."""
+    built = builder.build(ROOT, Progress())  # cached: seconds when nothing changed
+    (tag,) = [t for t in built.tags if ":content-" in t]
+    ctr = ["ctr", "--address", node.containerd, "--namespace", "k8s.io"]
+    subprocess.run(
+        [*ctr, "images", "import", built.archive],
+        check=True,
+        capture_output=True,
+    )
+    core = k8s.CoreV1Api(kube_api)
+    log = _run_to_completion(
+        core,
+        k8s_namespace,
+        "psql",
+        ["-c", QUERY],
+        image=tag,
+        command="python",
+        env={"DATABASE_URL": node.pod_database_url},
+    )
+    # The stack's role, arriving from loopback: the node's rules carry pods there.
+    assert log.split() == ["mobileplane", "127.0.0.1"]

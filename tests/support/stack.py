@@ -100,6 +100,7 @@ class NodeSettings:
     ip: str
     containerd: str
     postgres_port: int
+    pod_database_url: str
 
 
 @cache
@@ -115,4 +116,5 @@ def require_node() -> NodeSettings:
         ip=env["MOBILEPLANE_NODE_IP"],
         containerd=env["MOBILEPLANE_NODE_CONTAINERD"],
         postgres_port=int(env["PGPORT"]),
+        pod_database_url=env["MOBILEPLANE_POD_DATABASE_URL"],
     )
