@@ -20,6 +20,8 @@ Addresses:
 
 from __future__ import annotations
 
+import datetime as dt
+import ipaddress
 import json
 import re
 import shlex
@@ -448,6 +450,15 @@ def kube_chain_cleanup(rules: str) -> list[list[str]]:
     return jumps + [["-F", c] for c in chains] + [["-X", c] for c in chains]
 
 
+def holds_pod_address(ip_addr_output: str) -> bool:
+    """Whether ``ip -4 -o addr`` of a network namespace shows an address of our pods."""
+    subnet = ipaddress.ip_network(POD_SUBNET)
+    for match in re.finditer(r"\binet (\d+\.\d+\.\d+\.\d+)/", ip_addr_output):
+        if ipaddress.ip_address(match.group(1)) in subnet:
+            return True
+    return False
+
+
 def mounts_under(mountinfo: str, root: Path) -> list[Path]:
     """Mount points at or below ``root`` in /proc/self/mountinfo, deepest first (to unmount)."""
     found = []
@@ -533,9 +544,19 @@ def pod_ready(pod: Mapping[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
-def node_ready(node: Mapping[str, Any]) -> bool:
+def node_ready(node: Mapping[str, Any], since: dt.datetime | None = None) -> bool:
+    """The Node's Ready condition is True (and, with ``since``, heartbeated at or after it)."""
     conditions = node.get("status", {}).get("conditions", []) or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    for c in conditions:
+        if c.get("type") == "Ready" and c.get("status") == "True":
+            if since is None:
+                return True
+            beat = c.get("lastHeartbeatTime") or ""
+            try:
+                return dt.datetime.fromisoformat(beat.replace("Z", "+00:00")) >= since
+            except ValueError:
+                return False
+    return False
 
 
 def dumps(value: object) -> str:

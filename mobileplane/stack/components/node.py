@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import datetime as dt
 import hashlib
 import json
 import os
@@ -255,13 +256,15 @@ class Node:
     ) -> tuple[int, Any]:
         return Kube().request(ctx, method, path, body, content_type=content_type)
 
-    def _apply(self, ctx: Context, manifest: dict[str, Any]) -> None:
-        """Create ``manifest`` unless it exists; a pod with another spec is made anew."""
+    def _apply(self, ctx: Context, manifest: dict[str, Any], replace: bool = False) -> None:
+        """Create ``manifest`` unless it exists; a pod with another spec is made anew, and
+        with ``replace`` every pod (its status must come from the kubelet started now)."""
         collection = nodeplan.collection_path(manifest)
         name = manifest["metadata"]["name"]
         status, body = self._api(ctx, "GET", f"{collection}/{name}")
         if status == 200:
-            if manifest["kind"] != "Pod" or nodeplan.same_pod(body, manifest):
+            pod = manifest["kind"] == "Pod"
+            if not pod or (not replace and nodeplan.same_pod(body, manifest)):
                 return
             self._api(ctx, "DELETE", f"{collection}/{name}", {"gracePeriodSeconds": 0})
             self._wait_gone(ctx, f"{collection}/{name}")
@@ -289,12 +292,13 @@ class Node:
             return None
         return body if status == 200 and isinstance(body, dict) else None
 
-    def _node_health(self, ctx: Context) -> Health:
+    def _node_health(self, ctx: Context, since: dt.datetime | None = None) -> Health:
+        """The Node Ready; with ``since``, as reported by a kubelet heartbeat after it."""
         node = self._node(ctx)
         if node is None:
             return Health(False, f"Node {nodeplan.NODE_NAME} is not registered")
-        if not nodeplan.node_ready(node):
-            return Health(False, f"Node {nodeplan.NODE_NAME} is not Ready")
+        if not nodeplan.node_ready(node, since):
+            return Health(False, f"Node {nodeplan.NODE_NAME} is not Ready (yet)")
         return Health(True, f"Node {nodeplan.NODE_NAME} Ready")
 
     def _check_health(self, ctx: Context) -> Health:
@@ -507,6 +511,10 @@ class Node:
                 )
             )
         )
+        # The API server still holds the last kubelet's statuses (Node and pods Ready) until
+        # they time out: a kubelet started now must report afresh before the node counts.
+        fresh = not ctx.procs.alive("kubelet")
+        kubelet_start = dt.datetime.now(dt.UTC).replace(microsecond=0)
         self._start(ctx, "kubelet", nodeplan.kubelet_argv(builds["kube"].bin / "kubelet", paths))
         wait_until(
             "coredns",
@@ -520,7 +528,7 @@ class Node:
         wait_until(
             "kubelet",
             f"Node {nodeplan.NODE_NAME} Ready",
-            lambda: self._node_health(ctx),
+            lambda: self._node_health(ctx, kubelet_start if fresh else None),
             timeout=120,
             fix="read the log",
             log=ctx.log("kubelet"),
@@ -528,7 +536,7 @@ class Node:
             interval=1.0,
         )
         for manifest in nodeplan.check_manifests(refs["probe"]):
-            self._apply(ctx, manifest)
+            self._apply(ctx, manifest, replace=fresh)
         wait_until(
             self.name,
             "a pod on the node resolving and reaching a Service",
@@ -573,29 +581,47 @@ class Node:
         paths = self._paths(ctx)
         if ctx.procs.stop("kubelet"):
             stopped.append("kubelet")
+        if not ctx.procs.alive("containerd") and self._shims(paths) and os.geteuid() == 0:
+            # containerd died, its shims and containers did not: a new containerd takes them
+            # back, so that the sandboxes go the proper way (CNI DEL) below.
+            self._start(ctx, "containerd", ["containerd", "--config", str(paths.containerd_config)])
+            with contextlib.suppress(StackError):
+                wait_until(
+                    "containerd",
+                    "containerd restart to stop the pods",
+                    lambda: self._containerd_health(ctx),
+                    timeout=30,
+                    fix="read the log",
+                    log=ctx.log("containerd"),
+                )
         if ctx.procs.alive("containerd"):
             crictl = self._crictl(ctx)
             if Path(crictl[0]).exists():
                 # Stops every container and sandbox: the CNI plugins release their addresses
-                # and remove their rules, kubelet's volumes are left to unmount below.
+                # and remove their rules; kubelet's volumes are unmounted below.
                 _run([*crictl, "rmp", "--all", "--force"], check=False, timeout=120)
         for name in ("kube-proxy", "coredns"):
             if ctx.procs.stop(name):
                 stopped.append(name)
         if ctx.procs.stop("containerd"):
             stopped.append("containerd")
-        self._kill_shims(paths)
-        self._unmount(paths)
         if os.geteuid() == 0 and (paths.root / "containerd").exists():
+            # What a crash can leave: shims, containers without shims, their mounts, netns.
+            for pid in self._shims(paths):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            self._kill_pods()
+            self._unmount(paths)
             self._network_down(ctx)
             with contextlib.suppress(OSError, ValueError):
                 if json.loads(LOCK.read_text()).get("state") == str(ctx.config.state):
                     LOCK.unlink()
         return stopped
 
-    def _kill_shims(self, paths: nodeplan.NodePaths) -> None:
-        """Shims of our containerd still running (it was killed): found by our socket path."""
-        address = str(paths.containerd_socket)
+    def _shims(self, paths: nodeplan.NodePaths) -> list[int]:
+        """Shims of this stack's containerd (found by its socket path in their arguments)."""
+        address = str(paths.containerd_socket).encode()
+        found = []
         for proc in Path("/proc").iterdir():
             if not proc.name.isdigit():
                 continue
@@ -603,11 +629,19 @@ class Node:
                 argv = (proc / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if argv and argv[0].endswith(b"containerd-shim-runc-v2") and address.encode() in argv:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(int(proc.name), signal.SIGKILL)
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(proc.name), signal.SIGKILL)
+            if argv and argv[0].endswith(b"containerd-shim-runc-v2") and address in argv:
+                found.append(int(proc.name))
+        return found
+
+    def _kill_pods(self) -> None:
+        """Kill what still runs in the pods' cgroups (``kubepods``: one real node per machine)."""
+        pids: set[int] = set()
+        for procs in Path("/sys/fs/cgroup").glob("*/kubepods/**/cgroup.procs"):
+            with contextlib.suppress(OSError, ValueError):
+                pids.update(int(p) for p in procs.read_text().split())
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     def _unmount(self, paths: nodeplan.NodePaths) -> None:
         for point in nodeplan.mounts_under(Path("/proc/self/mountinfo").read_text(), paths.root):
@@ -631,6 +665,11 @@ class Node:
                 rules = _run([*cmd, "-S"], check=False).stdout
                 for args in nodeplan.kube_chain_cleanup(rules):
                     _run([*cmd, *args], check=False)
+        # Pods' network namespaces and veths left by a crash: those with a pod address.
+        for netns in sorted(Path("/var/run/netns").glob("cni-*")):
+            addresses = _run(["ip", "-n", netns.name, "-4", "-o", "addr"], check=False).stdout
+            if nodeplan.holds_pod_address(addresses):
+                _run(["ip", "netns", "delete", netns.name], check=False)
         _run(["ip", "link", "delete", nodeplan.BRIDGE], check=False)
         with contextlib.suppress(OSError):
             shutil.rmtree(self._paths(ctx).cni_ipam_dir)

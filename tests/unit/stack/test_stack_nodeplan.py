@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import json
 import tomllib
@@ -293,3 +294,40 @@ def test_kube_chain_cleanup_unhooks_then_flushes_then_deletes_only_kube_chains()
         ["-X", "KUBE-SERVICES"],
     ]
     assert nodeplan.kube_chain_cleanup("-P INPUT ACCEPT\n") == []
+
+
+@pytest.mark.parametrize(
+    ("output", "ours"),
+    [
+        pytest.param(
+            "1: lo    inet 127.0.0.1/8 scope host lo\n"
+            "2: eth0    inet 10.244.0.3/24 brd 10.244.0.255 scope global eth0\n",
+            True,
+            id="our-pod",
+        ),
+        pytest.param("2: eth0    inet 10.88.0.5/16 scope global eth0\n", False, id="podman"),
+        pytest.param("1: lo    inet 127.0.0.1/8 scope host lo\n", False, id="loopback-only"),
+        pytest.param("", False, id="empty"),
+    ],
+)
+def test_holds_pod_address(output: str, ours: bool) -> None:
+    assert nodeplan.holds_pod_address(output) is ours
+
+
+SINCE = dt.datetime(2026, 12, 3, 7, 0, 0, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    ("condition", "ready"),
+    [
+        pytest.param({"lastHeartbeatTime": "2026-12-03T07:00:05Z"}, True, id="after"),
+        pytest.param({"lastHeartbeatTime": "2026-12-03T07:00:00Z"}, True, id="same-second"),
+        pytest.param({"lastHeartbeatTime": "2026-12-03T06:59:59Z"}, False, id="stale"),
+        pytest.param({}, False, id="no-heartbeat"),
+        pytest.param({"lastHeartbeatTime": "yesterday"}, False, id="unparsable"),
+    ],
+)
+def test_node_ready_since_a_kubelet_start(condition: dict[str, str], ready: bool) -> None:
+    node = {"status": {"conditions": [{"type": "Ready", "status": "True", **condition}]}}
+    assert nodeplan.node_ready(node, SINCE) is ready
+    assert nodeplan.node_ready(node)  # without a start time, any Ready counts
