@@ -564,6 +564,22 @@ def dumps(value: object) -> str:
     return json.dumps(value, indent=2, sort_keys=True) + "\n"
 
 
+def stale_control_plane(apiserver_argv: list[str], kwok_argv: list[str]) -> list[str]:
+    """What a control plane started by an older stack lacks for a real node (empty: fine).
+
+    Such a control plane is still healthy for kwok, so ``up`` keeps it; the node must not join
+    it: kubelet would be refused (no Node authorizer) and kwok would fake the node's status.
+    """
+    missing = []
+    if not any(a.startswith("--authorization-mode=") and "Node" in a for a in apiserver_argv):
+        missing.append("the API server's Node authorizer")
+    if not any(a.startswith("--kubelet-client-certificate=") for a in apiserver_argv):
+        missing.append("the API server's kubelet client certificate")
+    if "--manage-all-nodes=true" in kwok_argv:
+        missing.append("kwok limited to its own nodes")
+    return missing
+
+
 def collection_path(manifest: Mapping[str, Any]) -> str:
     """The API path that ``POST`` creates ``manifest`` at."""
     group_version = str(manifest["apiVersion"])

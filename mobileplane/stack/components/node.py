@@ -451,6 +451,14 @@ class Node:
             )
         if not self.installed(ctx):
             raise StackError(self.name, "the node is not built", "run `mobileplane stack up`")
+        api, kwok = ctx.procs.get("kube-apiserver"), ctx.procs.get("kwok")
+        stale = nodeplan.stale_control_plane(api.argv if api else [], kwok.argv if kwok else [])
+        if api and kwok and stale:
+            raise StackError(
+                self.name,
+                f"the control plane was started by an older stack without {', '.join(stale)}",
+                "restart it once (data is kept): mobileplane stack down && mobileplane stack up",
+            )
         self._claim(ctx)
         started = time.monotonic()
         paths = self._paths(ctx)

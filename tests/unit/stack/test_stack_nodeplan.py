@@ -331,3 +331,18 @@ def test_node_ready_since_a_kubelet_start(condition: dict[str, str], ready: bool
     node = {"status": {"conditions": [{"type": "Ready", "status": "True", **condition}]}}
     assert nodeplan.node_ready(node, SINCE) is ready
     assert nodeplan.node_ready(node)  # without a start time, any Ready counts
+
+
+def test_stale_control_plane() -> None:
+    paths = kubeplan.KubePaths(Path("/state/kube"))
+    api = kubeplan.apiserver_argv(Path("a"), paths, "127.0.0.1", 56443, 52379)
+    kwok = kubeplan.kwok_argv(Path("k"), Path("s"), paths, "127.0.0.1", 50247)
+    assert nodeplan.stale_control_plane(api, kwok) == []
+    old_api = [a for a in api if not a.startswith("--kubelet-client-")]
+    old_api = [("--authorization-mode=RBAC" if "authorization-mode" in a else a) for a in old_api]
+    old_kwok = [a for a in kwok if "manage-nodes" not in a] + ["--manage-all-nodes=true"]
+    assert nodeplan.stale_control_plane(old_api, old_kwok) == [
+        "the API server's Node authorizer",
+        "the API server's kubelet client certificate",
+        "kwok limited to its own nodes",
+    ]
