@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from mobileplane.stack.components.base import Component, Context
 from mobileplane.stack.components.helm import Helm
 from mobileplane.stack.components.kube import KUBE_BINARIES, Kube
-from mobileplane.stack.components.node import NODE_BINARIES, Node, coredns_key
+from mobileplane.stack.components.node import Node
+from mobileplane.stack.components.nodebuild import NODE_BINARIES, coredns_key
 from mobileplane.stack.components.postgres import Postgres, data_root
 from mobileplane.stack.components.redis import Redis
 from mobileplane.stack.components.s3 import S3

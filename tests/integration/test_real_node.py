@@ -18,7 +18,7 @@ from support.stack import NodeSettings, require_node
 
 from mobileplane.image import builder
 from mobileplane.stack import nodeplan
-from mobileplane.stack.components.node import image_refs
+from mobileplane.stack.components.nodebuild import image_refs
 from mobileplane.stack.progress import Progress
 
 pytestmark = pytest.mark.realnode
