@@ -30,7 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mobileplane.stack.kubeplan import SERVICE_CIDR
+
 NODE_NAME = "mobileplane-node"
+#: The ``kubernetes`` Service's ClusterIP: the first address of the Service range (the API
+#: server's certificate names it, see :mod:`mobileplane.stack.pki`).
+KUBERNETES_SERVICE_IP = str(next(ipaddress.ip_network(SERVICE_CIDR).hosts()))
 #: The pods' bridge and its address: the pods' gateway and the node's InternalIP.
 BRIDGE = "mp-cni0"
 NODE_IP = "10.244.0.1"
@@ -382,29 +387,27 @@ current-context: mobileplane
 # -- pods reaching the stack's host services -------------------------------------------------
 
 
-def host_service_rules(ports: Iterable[int]) -> dict[str, list[list[str]]]:
+def _dnat(destination: str, port: int, to: str) -> list[str]:
+    match = ["-s", POD_SUBNET, "-d", destination, "-p", "tcp", "--dport", str(port)]
+    return [*match, "-j", "DNAT", "--to-destination", to]
+
+
+def host_service_rules(
+    ports: Iterable[int], apiserver_port: int | None = None
+) -> dict[str, list[list[str]]]:
     """The nat rules of the stack's chains: ``{chain: [iptables rule arguments]}``.
 
     A pod's connection to ``NODE_IP:port`` goes to ``127.0.0.1:port`` (where the stack's
-    PostgreSQL, Redis, S3 and Unleash listen), from 127.0.0.1.
+    PostgreSQL, Redis, S3 and Unleash listen), from 127.0.0.1. With ``apiserver_port``, the
+    ``kubernetes`` Service (``KUBERNETES_SERVICE_IP:443``, what in-cluster clients use) goes
+    to the API server on 127.0.0.1: the Service has no endpoints (the API server listens on
+    loopback, which an endpoint may not be), so kube-proxy has no nat rule for it, and its
+    filter rule rejecting Services without endpoints matches the ClusterIP, which the DNAT
+    here has already replaced.
     """
-    dnat = [
-        [
-            "-s",
-            POD_SUBNET,
-            "-d",
-            NODE_IP,
-            "-p",
-            "tcp",
-            "--dport",
-            str(port),
-            "-j",
-            "DNAT",
-            "--to-destination",
-            f"127.0.0.1:{port}",
-        ]
-        for port in sorted(set(ports))
-    ]
+    dnat = [_dnat(NODE_IP, port, f"127.0.0.1:{port}") for port in sorted(set(ports))]
+    if apiserver_port is not None:
+        dnat.append(_dnat(KUBERNETES_SERVICE_IP, 443, f"127.0.0.1:{apiserver_port}"))
     snat = [["-s", POD_SUBNET, "-d", "127.0.0.1", "-j", "SNAT", "--to-source", "127.0.0.1"]]
     return {DNAT_CHAIN: dnat, SNAT_CHAIN: snat}
 

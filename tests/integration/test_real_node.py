@@ -183,6 +183,25 @@ def test_pod_reaches_the_host_postgresql(
     assert "PostgreSQL asks for authentication" in log
 
 
+def test_pod_reaches_the_api_server_through_the_kubernetes_service(
+    node: NodeSettings, kube_api: k8s.ApiClient, k8s_namespace: str
+) -> None:
+    """In-cluster clients (the operator's pods) use https://kubernetes.default.svc with their
+    ServiceAccount's CA and token."""
+    core = k8s.CoreV1Api(kube_api)
+    _wait(
+        "the namespace's default ServiceAccount",
+        lambda: any(
+            sa.metadata.name == "default"
+            for sa in core.list_namespaced_service_account(k8s_namespace).items
+        ),
+    )
+    body = _run_to_completion(
+        core, k8s_namespace, "incluster", ["get", "https://kubernetes.default.svc/version"]
+    )
+    assert '"gitVersion": "v1.34.4"' in body
+
+
 QUERY = """
 import os, psycopg
 with psycopg.connect(os.environ["DATABASE_URL"], connect_timeout=5) as conn:

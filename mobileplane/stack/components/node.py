@@ -248,7 +248,9 @@ class Node:
         # Pods' connections DNATed to 127.0.0.1 (the host services) are allowed in.
         _write_sysctl(f"net/ipv4/conf/{bridge}/route_localnet", "1")
         ports = [ctx.config.ports[s] for s in HOST_SERVICES]
-        for chain, rules in nodeplan.host_service_rules(ports).items():
+        for chain, rules in nodeplan.host_service_rules(
+            ports, ctx.config.ports["apiserver"]
+        ).items():
             if _run(["iptables", "-w", "-t", "nat", "-N", chain], check=False).returncode != 0:
                 _run(["iptables", "-w", "-t", "nat", "-F", chain])
             for rule in rules:

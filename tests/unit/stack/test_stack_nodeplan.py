@@ -144,6 +144,7 @@ def test_host_service_rules(ports: list[int], expected: list[int]) -> None:
         assert rule[rule.index("-d") + 1] == nodeplan.NODE_IP
         assert rule[rule.index("-s") + 1] == nodeplan.POD_SUBNET
         assert rule[-2:] == ["--to-destination", f"127.0.0.1:{port}"]
+    assert all(nodeplan.KUBERNETES_SERVICE_IP not in rule for rule in dnat)
     (snat,) = rules[nodeplan.SNAT_CHAIN]
     assert snat[-3:] == ["SNAT", "--to-source", "127.0.0.1"]
     assert [chain for _, chain in nodeplan.HOOKS] == [nodeplan.DNAT_CHAIN, nodeplan.SNAT_CHAIN]
@@ -345,4 +346,13 @@ def test_stale_control_plane() -> None:
         "the API server's Node authorizer",
         "the API server's kubelet client certificate",
         "kwok limited to its own nodes",
+    ]
+
+
+def test_the_kubernetes_service_goes_to_the_api_server_on_loopback() -> None:
+    assert nodeplan.KUBERNETES_SERVICE_IP == "10.96.0.1"
+    dnat = nodeplan.host_service_rules([55432], apiserver_port=56443)[nodeplan.DNAT_CHAIN]
+    assert dnat[-1] == [
+        *["-s", nodeplan.POD_SUBNET, "-d", "10.96.0.1", "-p", "tcp", "--dport", "443"],
+        *["-j", "DNAT", "--to-destination", "127.0.0.1:56443"],
     ]

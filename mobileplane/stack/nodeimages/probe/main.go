@@ -1,7 +1,9 @@
 // Command probe is the local stack's test-pod tool, one static binary:
 //
 //	probe serve ADDR            answer HTTP on ADDR: /healthz is "ok", / names the pod
-//	probe get URL               GET URL; exit 0 and print the body only on status 200
+//	probe get URL               GET URL; exit 0 and print the body only on status 200 (with
+//	                            a mounted ServiceAccount, https trusts its CA and sends its
+//	                            token: the way in-cluster clients reach the API server)
 //	probe lookup NAME           resolve NAME (through the pod's DNS) and print its addresses
 //	probe postgres HOST:PORT    PostgreSQL's SSLRequest and startup handshake: exit 0 when a
 //	                            PostgreSQL server answers (an authentication request)
@@ -12,12 +14,15 @@ package main
 
 import (
 	"bufio"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -62,9 +67,23 @@ func serve(addr string) {
 	fail("serve: %v", server.ListenAndServe())
 }
 
+const serviceAccount = "/var/run/secrets/kubernetes.io/serviceaccount/"
+
 func get(url string) {
 	client := &http.Client{Timeout: 3 * time.Second}
-	resp, err := client.Get(url)
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		fail("GET %s: %v", url, err)
+	}
+	if ca, err := os.ReadFile(serviceAccount + "ca.crt"); err == nil && strings.HasPrefix(url, "https:") {
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(ca)
+		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+		if token, err := os.ReadFile(serviceAccount + "token"); err == nil {
+			req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+		}
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		fail("GET %s: %v", url, err)
 	}
