@@ -30,6 +30,14 @@ DEFAULT_PORTS: dict[str, int] = {
     "controller_manager": 50257,
     "scheduler": 50259,
     "kwok": 50247,
+    # The real node (docs/development.md, "The real node"): kubelet's API on the node's
+    # address, the rest on loopback. CoreDNS itself answers on the node's address, port 53.
+    "kubelet": 50250,
+    "kubelet_healthz": 50248,
+    "kube_proxy_healthz": 50256,
+    "kube_proxy_metrics": 50249,
+    "coredns_health": 50253,
+    "coredns_ready": 50254,
 }
 
 

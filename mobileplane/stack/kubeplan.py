@@ -19,6 +19,11 @@ POD_CIDR = "10.0.0.0/24"
 NODE_IP = "10.0.0.1"
 FAKE_NODE_NAMES = ("kwok-node-0",)
 ADMIN_USER = "mobileplane-admin"
+#: The annotation of the nodes kwok manages (and fakes); other nodes are left alone.
+KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node=fake"
+#: The API server's identity towards kubelets (logs, exec): kubelet authorizes it through the
+#: API server's SubjectAccessReview, which lets system:masters do everything.
+KUBELET_CLIENT = ("kube-apiserver-kubelet-client", ("system:masters",))
 
 #: kwok's own stage definitions (in its module source) that make fake nodes Ready and keep
 #: them so, and walk pods through Running to deletion: what `kwokctl` uses by default.
@@ -122,8 +127,15 @@ def apiserver_argv(
         f"--tls-private-key-file={paths.pem('apiserver.key')}",
         f"--client-ca-file={paths.pem('ca.crt')}",
         f"--token-auth-file={paths.tokens}",
-        # RBAC only: the operator's and controller's Roles are really enforced.
-        "--authorization-mode=RBAC",
+        # Node: a kubelet reaches only its own pods' Secrets and ConfigMaps (with the
+        # NodeRestriction admission plugin, only its own Node); RBAC: the operator's and
+        # controller's Roles are really enforced.
+        "--authorization-mode=Node,RBAC",
+        "--enable-admission-plugins=NodeRestriction",
+        # Logs, exec and port-forward go through the real node's kubelet.
+        f"--kubelet-client-certificate={paths.pem('apiserver-kubelet-client.crt')}",
+        f"--kubelet-client-key={paths.pem('apiserver-kubelet-client.key')}",
+        "--kubelet-preferred-address-types=InternalIP",
         f"--service-cluster-ip-range={SERVICE_CIDR}",
         "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
         f"--service-account-key-file={paths.pem('sa.pub')}",
@@ -172,7 +184,8 @@ def kwok_argv(binary: Path, stages: Path, paths: KubePaths, host: str, port: int
         str(binary),
         f"--config={stages}",
         f"--kubeconfig={paths.kubeconfig}",
-        "--manage-all-nodes=true",
+        # Only kwok's own nodes: the real node (stack component `node`) is kubelet's.
+        f"--manage-nodes-with-annotation-selector={KWOK_NODE_ANNOTATION}",
         f"--cidr={POD_CIDR}",
         f"--node-ip={NODE_IP}",
         f"--server-address={host}:{port}",
@@ -211,12 +224,13 @@ def fake_node(name: str) -> dict[str, object]:
     # Fake capacity, generous on purpose: tests apply many platforms at once (kubelet's 110
     # pods per node would be the first limit hit, not anything the tests are about).
     resources = {"cpu": "64", "memory": "512Gi", "pods": "1000"}
+    kwok_key, kwok_value = KWOK_NODE_ANNOTATION.split("=")
     return {
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": {
             "name": name,
-            "annotations": {"node.alpha.kubernetes.io/ttl": "0", "kwok.x-k8s.io/node": "fake"},
+            "annotations": {"node.alpha.kubernetes.io/ttl": "0", kwok_key: kwok_value},
             "labels": {
                 "kubernetes.io/arch": "amd64",
                 "kubernetes.io/os": "linux",

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from mobileplane.stack.components.base import Component, Context
 from mobileplane.stack.components.helm import Helm
 from mobileplane.stack.components.kube import KUBE_BINARIES, Kube
+from mobileplane.stack.components.node import Node
+from mobileplane.stack.components.nodebuild import NODE_BINARIES, coredns_key
 from mobileplane.stack.components.postgres import Postgres, data_root
 from mobileplane.stack.components.redis import Redis
 from mobileplane.stack.components.s3 import S3
@@ -30,7 +32,7 @@ from mobileplane.stack.versions import pin
 
 
 def components() -> list[Component]:
-    return [Postgres(), Redis(), S3(), SeaweedFS(), Unleash(), Kube(), Helm()]
+    return [Postgres(), Redis(), S3(), SeaweedFS(), Unleash(), Kube(), Node(), Helm()]
 
 
 def names() -> list[str]:
@@ -156,6 +158,10 @@ def _link_tools(ctx: Context) -> None:
     }
     for b in KUBE_BINARIES:
         tools[b] = Build(ctx, "kubernetes", pin("kubernetes").version).bin / b
+    for b in NODE_BINARIES:
+        tools[b] = Build(ctx, "kubernetes-node", pin("kubernetes").version).bin / b
+    tools["coredns"] = Build(ctx, "coredns", coredns_key()).bin / "coredns"
+    tools["crictl"] = Build(ctx, "cri-tools", pin("cri-tools").version).bin / "crictl"
     for name, path in tools.items():
         link = target / name
         if path.exists():

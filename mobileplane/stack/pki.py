@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
@@ -105,3 +106,43 @@ def ensure_pki(pki: Path, host: str) -> None:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         ),
     )
+
+
+def ensure_client_cert(pki: Path, out: Path, stem: str, user: str, groups: tuple[str, ...]) -> None:
+    """``<out>/<stem>.crt``/``.key``: a client certificate for ``user`` in ``groups``.
+
+    Signed by the stack's CA (made by :func:`ensure_pki`, which the API server trusts for
+    client certificates): the API server reads the user from the CN and the groups from O.
+    Kept once made; remade when the CA changed (a new stack state).
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    crt, key_path = out / f"{stem}.crt", out / f"{stem}.key"
+    ca_cert = x509.load_pem_x509_certificate((pki / "ca.crt").read_bytes())
+    if crt.exists() and key_path.exists():
+        existing = x509.load_pem_x509_certificate(crt.read_bytes())
+        try:
+            existing.verify_directly_issued_by(ca_cert)
+            return
+        except (ValueError, TypeError, InvalidSignature):
+            pass  # signed by an earlier CA of this state directory: make a new one
+    ca_key = serialization.load_pem_private_key((pki / "ca.key").read_bytes(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, g) for g in groups]
+    subject.append(x509.NameAttribute(NameOID.COMMON_NAME, user))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name(subject))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + VALIDITY)
+        .add_extension(
+            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    _write(key_path, _key_pem(key))
+    _write(crt, cert.public_bytes(serialization.Encoding.PEM))

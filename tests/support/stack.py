@@ -90,3 +90,31 @@ def seaweedfs_endpoint() -> str:
 def component_data_dir(component: str) -> Path:
     """Where a stack component keeps its data (tests look at what is stored at rest)."""
     return manager.context(Progress(quiet=True)).config.component_state(component) / "data"
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """The stack's real node: its name, its address (where pods reach the host services)."""
+
+    name: str
+    ip: str
+    containerd: str
+    postgres_port: int
+    pod_database_url: str
+
+
+@cache
+def require_node() -> NodeSettings:
+    """Fail (never skip) unless the real node is Ready and its check pods resolve and reach a
+    Service. ``MOBILEPLANE_REAL_NODE=off`` (a stack run without one, on purpose) skips."""
+    if os.environ.get("MOBILEPLANE_REAL_NODE", "on").lower() in ("off", "0", "false", "no"):
+        pytest.skip("MOBILEPLANE_REAL_NODE=off: this stack runs without a real node")
+    _require(["kube", "node"])
+    env = manager.env()
+    return NodeSettings(
+        name=env["MOBILEPLANE_NODE_NAME"],
+        ip=env["MOBILEPLANE_NODE_IP"],
+        containerd=env["MOBILEPLANE_NODE_CONTAINERD"],
+        postgres_port=int(env["PGPORT"]),
+        pod_database_url=env["MOBILEPLANE_POD_DATABASE_URL"],
+    )

@@ -27,7 +27,7 @@ from mobileplane.stack.gobuild import (
     module_gomod,
     staging_modules,
 )
-from mobileplane.stack.pki import ensure_pki
+from mobileplane.stack.pki import ensure_client_cert, ensure_pki
 from mobileplane.stack.versions import pin
 
 KUBE_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
@@ -129,6 +129,18 @@ class Kube:
 
     def server(self, ctx: Context) -> str:
         return f"https://{ctx.config.host}:{ctx.config.ports['apiserver']}"
+
+    def request(
+        self,
+        ctx: Context,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        timeout: float = 5.0,
+        content_type: str = "application/json",
+    ) -> tuple[int, Any]:
+        """One API request as the stack's admin: ``(status, decoded body)``."""
+        return self._request(ctx, method, path, body, timeout, content_type)
 
     def _request(
         self,
@@ -241,6 +253,8 @@ class Kube:
         paths = self._paths(ctx)
         host, ports = ctx.config.host, ctx.config.ports
         ensure_pki(paths.pki, host)
+        user, groups = kubeplan.KUBELET_CLIENT
+        ensure_client_cert(paths.pki, paths.pki, "apiserver-kubelet-client", user, groups)
         self._write_kubeconfig(ctx, paths)
 
         self._start(

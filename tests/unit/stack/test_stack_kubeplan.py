@@ -222,7 +222,10 @@ ARGV_CASES = [
             "--bind-address=127.0.0.1",
             "--advertise-address=127.0.0.1",
             "--secure-port=56443",
-            "--authorization-mode=RBAC",
+            "--authorization-mode=Node,RBAC",
+            "--enable-admission-plugins=NodeRestriction",
+            f"--kubelet-client-certificate={PKI}/apiserver-kubelet-client.crt",
+            f"--kubelet-client-key={PKI}/apiserver-kubelet-client.key",
             f"--token-auth-file={PKI}/tokens.csv",
             f"--client-ca-file={PKI}/ca.crt",
             f"--tls-cert-file={PKI}/apiserver.crt",
@@ -277,7 +280,7 @@ ARGV_CASES = [
         [
             "--config=/cache/kwok/bin/stages.yaml",
             f"--kubeconfig={KUBECONFIG}",
-            "--manage-all-nodes=true",
+            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
             "--cidr=10.0.0.0/24",
             "--node-ip=10.0.0.1",
             "--server-address=127.0.0.1:50247",
@@ -314,8 +317,8 @@ def test_control_plane_processes_agree_on_keys_ca_and_service_range() -> None:
     assert api["--service-account-key-file"] == str(PATHS.pem("sa.pub"))
     assert cm["--root-ca-file"] == api["--client-ca-file"]
     assert cm["--service-cluster-ip-range"] == api["--service-cluster-ip-range"]
-    # RBAC and nothing else: no AlwaysAllow behind it.
-    assert api["--authorization-mode"] == "RBAC"
+    # The Node authorizer for kubelets, then RBAC: no AlwaysAllow behind them.
+    assert api["--authorization-mode"] == "Node,RBAC"
 
 
 # -- kubeconfig, token file, fake node ------------------------------------------------------

@@ -13,7 +13,7 @@ import pytest
 from mobileplane.stack.config import ConfigError
 from mobileplane.stack.manager import components, names, render_env, select
 
-ORDER = ["postgres", "redis", "s3", "seaweedfs", "unleash", "kube", "helm"]
+ORDER = ["postgres", "redis", "s3", "seaweedfs", "unleash", "kube", "node", "helm"]
 
 
 def test_components_in_dependency_order() -> None:

@@ -18,6 +18,8 @@ COMPONENTS = [
     "kubernetes",
     "kwok",
     "helm",
+    "coredns",
+    "cri-tools",
 ]
 
 
