@@ -205,7 +205,8 @@ class Node:
             return Health(True, f"off ({SWITCH}=off)")
         dead = [p for p in nodeplan.PROCESSES if not ctx.procs.alive(p)]
         if dead:
-            return Health(False, f"not running: {', '.join(dead)}")
+            reason = self.blocked(ctx)
+            return Health(False, f"not running: {reason or ', '.join(dead)}")
         node = self._node_health(ctx)
         if not node.healthy:
             return node
@@ -216,24 +217,40 @@ class Node:
 
     # -- host setup ----------------------------------------------------------------------
 
-    def _claim(self, ctx: Context) -> None:
-        """Refuse to start while another stack's node runs; then record that this one does."""
-        mine = str(ctx.config.state)
-        if LOCK.exists():
-            try:
-                other = json.loads(LOCK.read_text()).get("state", "")
-            except (OSError, ValueError):
-                other = ""
-            if other and other != mine and Path(other).exists():
-                procs = ProcessTable(Path(other))
-                if any(procs.alive(p) for p in nodeplan.PROCESSES):
-                    raise StackError(
-                        self.name,
-                        f"the stack in {other} runs this machine's real node (one per machine)",
-                        f"stop it (MOBILEPLANE_STACK_DIR={other} mobileplane stack down), or run "
-                        f"this stack without a real node: export {SWITCH}=off",
-                    )
-        LOCK.write_text(json.dumps({"state": mine}) + "\n")
+    def blocked(self, ctx: Context) -> str | None:
+        """Why this stack cannot have the real node now (None: it can), with what to do.
+
+        Another stack's node runs (one per machine), or the control plane was started by an
+        older stack. ``up`` then leaves the node out and says why, rather than failing the
+        whole stack: on a machine shared by several stacks the others still come up, and the
+        ``realnode`` tests fail with this reason.
+        """
+        other = self._other_node(ctx)
+        if other:
+            return (
+                f"the stack in {other} runs this machine's real node (one per machine); "
+                f"stop it (MOBILEPLANE_STACK_DIR={other} mobileplane stack down), or run "
+                f"this stack without a real node: export {SWITCH}=off"
+            )
+        api, kwok = ctx.procs.get("kube-apiserver"), ctx.procs.get("kwok")
+        stale = nodeplan.stale_control_plane(api.argv if api else [], kwok.argv if kwok else [])
+        if api and kwok and stale:
+            return (
+                f"the control plane was started by an older stack without {', '.join(stale)}; "
+                "restart it once (data is kept): mobileplane stack down && mobileplane stack up"
+            )
+        return None
+
+    def _other_node(self, ctx: Context) -> str | None:
+        """The state directory of another stack whose real node runs on this machine."""
+        try:
+            other = str(json.loads(LOCK.read_text()).get("state", ""))
+        except (OSError, ValueError, AttributeError):
+            return None
+        if not other or other == str(ctx.config.state) or not Path(other).exists():
+            return None
+        procs = ProcessTable(Path(other))
+        return other if any(procs.alive(p) for p in nodeplan.PROCESSES) else None
 
     def _network(self, ctx: Context) -> None:
         """The bridge with the node's address, forwarding, and the host-service rules."""
@@ -335,15 +352,11 @@ class Node:
             )
         if not self.installed(ctx):
             raise StackError(self.name, "the node is not built", "run `mobileplane stack up`")
-        api, kwok = ctx.procs.get("kube-apiserver"), ctx.procs.get("kwok")
-        stale = nodeplan.stale_control_plane(api.argv if api else [], kwok.argv if kwok else [])
-        if api and kwok and stale:
-            raise StackError(
-                self.name,
-                f"the control plane was started by an older stack without {', '.join(stale)}",
-                "restart it once (data is kept): mobileplane stack down && mobileplane stack up",
-            )
-        self._claim(ctx)
+        reason = self.blocked(ctx)
+        if reason:
+            ctx.progress.say(self.name, f"not started: {reason}")
+            return
+        LOCK.write_text(json.dumps({"state": str(ctx.config.state)}) + "\n")
         started = time.monotonic()
         paths = self._paths(ctx)
         builds = self._builds(ctx)
@@ -497,8 +510,11 @@ class Node:
                 stopped.append(name)
         if ctx.procs.stop("containerd"):
             stopped.append("containerd")
-        if os.geteuid() == 0 and (paths.root / "containerd").exists():
+        ours = (paths.root / "containerd").exists() and self._other_node(ctx) is None
+        if os.geteuid() == 0 and ours:
             # What a crash can leave: shims, containers without shims, their mounts, netns.
+            # Never while another stack's node runs: the pods' cgroups, the KUBE- chains and
+            # the bridge would be its.
             for pid in self._shims(paths):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
