@@ -102,12 +102,23 @@ def serve(service: str, host: str, port: int) -> None:
 
 @main.command()
 @click.option("--database-url", envvar="DATABASE_URL", help="Defaults to $DATABASE_URL.")
-def migrate(database_url: str | None) -> None:
+@click.option(
+    "--wait",
+    "wait_seconds",
+    type=float,
+    default=None,
+    help="Migrate nothing: wait up to this many seconds for the schema to reach this "
+    "version's (a service pod's init container, while the migration Job runs).",
+)
+def migrate(database_url: str | None, wait_seconds: float | None) -> None:
     """Upgrade the platform database to this version's schema (every service's migrations)."""
-    from mobileplane.services.runner import RunnerError
+    from mobileplane.services.runner import RunnerError, wait_for_schema
     from mobileplane.services.runner import migrate as run
 
     try:
+        if wait_seconds is not None:
+            wait_for_schema(database_url, timeout=wait_seconds, echo=click.echo)
+            return
         run(database_url, echo=click.echo)
     except RunnerError as e:
         click.echo(f"error: {e}", err=True)

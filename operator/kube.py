@@ -310,8 +310,19 @@ def pod_view(pod: Any) -> PodView:
     for c in (status.conditions if status else None) or []:
         if c.type == "PodScheduled" and c.status == "False" and c.reason == "Unschedulable":
             unschedulable = c.message or "no node can run it"
+    return PodView(
+        name=pod.metadata.name,
+        phase=(status.phase if status else None) or "Pending",
+        deleting=pod.metadata.deletion_timestamp is not None,
+        unschedulable_message=unschedulable,
+        containers=_container_views(status.container_statuses if status else None),
+        init_containers=_container_views(status.init_container_statuses if status else None),
+    )
+
+
+def _container_views(statuses: Any) -> tuple[ContainerView, ...]:
     containers = []
-    for cs in (status.container_statuses if status else None) or []:
+    for cs in statuses or []:
         waiting = cs.state.waiting if cs.state else None
         last = cs.last_state.terminated if cs.last_state else None
         containers.append(
@@ -326,10 +337,4 @@ def pod_view(pod: Any) -> PodView:
                 last_message=last.message if last else None,
             )
         )
-    return PodView(
-        name=pod.metadata.name,
-        phase=(status.phase if status else None) or "Pending",
-        deleting=pod.metadata.deletion_timestamp is not None,
-        unschedulable_message=unschedulable,
-        containers=tuple(containers),
-    )
+    return tuple(containers)

@@ -45,6 +45,7 @@ class PodView:
     deleting: bool = False
     unschedulable_message: str | None = None
     containers: tuple[ContainerView, ...] = ()
+    init_containers: tuple[ContainerView, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,11 @@ def _pod_problems(pod: PodView) -> list[Problem]:
         return []  # a pod on its way out (a rollout, a scale-down) is not a fault
     if pod.unschedulable_message:
         return [Problem("Unschedulable", f"pod {pod.name}: {pod.unschedulable_message}")]
-    found = [p for c in pod.containers if (p := _container_problem(pod, c)) is not None]
+    found = [
+        p
+        for c in (*pod.init_containers, *pod.containers)
+        if (p := _container_problem(pod, c)) is not None
+    ]
     if found:
         return found
     if pod.phase == "Running" and pod.containers and not all(c.ready for c in pod.containers):

@@ -14,12 +14,19 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 
 import uvicorn
 from fastapi import FastAPI
 
-from mobileplane.services.kit.migrate import MigrationSet, head_revision, upgrade
+from mobileplane.services.kit.migrate import (
+    MigrationSet,
+    current_revision,
+    head_revision,
+    known_revisions,
+    upgrade,
+)
 from mobileplane.services.kit.mount import create_service_app
 from mobileplane.services.kit.settings import SettingsError, normalize_database_url
 from mobileplane.services.platform import HEALTH, SERVICES, platform_migrations
@@ -106,3 +113,58 @@ def migrate(
         except SettingsError as e:  # pragma: no cover - defensive: settings errors are typed
             raise RunnerError(str(e)) from None
     echo("database is up to date")
+
+
+def schema_behind(current: str | None, head: str | None, known: frozenset[str]) -> bool:
+    """Whether a database at ``current`` is older than this image's ``head``. A revision the
+    image does not know is a newer schema (a rollback of the image): not behind."""
+    return current != head and (current is None or current in known)
+
+
+def wait_for_schema(
+    database_url: str | None = None,
+    *,
+    timeout: float = 600.0,
+    interval: float = 2.0,
+    migration_sets: Sequence[MigrationSet] | None = None,
+    echo: Callable[[str], None] = print,
+) -> None:
+    """Wait until the migration Job has brought every service's schema to this image's heads.
+
+    Run as each service pod's init container: a service started on an older schema fails at
+    startup (telemetry seeds its projects, say) and restarts until the Job is done; waiting
+    here shows ``Init`` instead of a crash loop, and a Job that never finishes becomes one
+    clear error after ``timeout``.
+    """
+    url = database_url or os.environ.get("DATABASE_URL", "")
+    if not url:
+        raise RunnerError("DATABASE_URL is not set: set it to the platform database's URL")
+    sets = list(migration_sets or platform_migrations())
+    deadline = time.monotonic() + timeout
+    said = ""
+    while True:
+        try:
+            behind = [
+                f"{ms.service} at {current or 'no schema'} (this image: {head})"
+                for ms in sets
+                if schema_behind(
+                    current := current_revision(ms, url),
+                    head := head_revision(ms),
+                    known_revisions(ms),
+                )
+            ]
+        except Exception as e:  # unreachable or refused: say so and keep waiting
+            behind = [f"the database cannot be read: {type(e).__name__}: {str(e).strip()[:200]}"]
+        if not behind:
+            echo("the database schema is at this image's heads")
+            return
+        if behind[0] != said:
+            echo("waiting for the migration Job: " + behind[0])
+            said = behind[0]
+        if time.monotonic() > deadline:
+            raise RunnerError(
+                f"the schema is still behind this image after {timeout:g} s: "
+                + "; ".join(behind)
+                + ". Is the platform's migration Job failing? See its pod's log."
+            )
+        time.sleep(interval)

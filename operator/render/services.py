@@ -13,6 +13,9 @@ A disabled service renders nothing; the caller deletes children it no longer ren
   from every Service, then SIGTERM lets uvicorn drain requests in flight (20 s) within the
   30 s grace period: rollouts and restarts drop no request. A crash's last log lines become
   its termination message (``FallbackToLogsOnError``), which the operator's conditions quote.
+- **Schema first** — every service but the gateway waits in an init container
+  (``mobileplane migrate --wait``) until the migration Job has brought the schema to its
+  image's heads, instead of crash-looping until then.
 - **Probes** — liveness ``/healthz`` checks only that the process serves (restarting a pod
   whose database is down cures nothing); readiness ``/readyz`` checks the dependencies, and
   its timeout exceeds the services kit's 2 s per-check timeout.
@@ -179,12 +182,38 @@ def _container(inp: RenderInput, service: str, mounts: list[dict[str, Any]]) -> 
     }
 
 
+#: How long a service pod's init container waits for the migration Job (its own limit is
+#: 10 minutes too): then the pod fails with a message that names the Job.
+SCHEMA_WAIT_SECONDS = 600
+
+
+def _wait_for_schema(inp: RenderInput, service: str) -> dict[str, Any]:
+    """An init container that waits until the migration Job has brought the schema to this
+    image's heads. Without it a service started first crash-looped until the Job was done
+    (telemetry seeds its projects at startup): seen on the first real node, never on kwok."""
+    return {
+        "name": "wait-for-schema",
+        "image": app_image(inp, service),
+        "imagePullPolicy": inp.spec.image.pull_policy,
+        "command": ["mobileplane", "migrate", "--wait", str(SCHEMA_WAIT_SECONDS)],
+        "env": [env_secret("DATABASE_URL", database_secret_name(inp.platform), DB_URL)],
+        "resources": resources({"cpu": "10m", "memory": "64Mi"}, {"cpu": None, "memory": "256Mi"}),
+        "securityContext": container_security_context(),
+        "volumeMounts": [tmp_volume(TMP_SIZE)[1]],
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+
+
 def deployment(inp: RenderInput, service: str) -> dict[str, Any]:
     """The Deployment of one enabled service."""
     svc = inp.spec.services.by_name()[service]
     volumes, mounts = _volumes(inp, service)
     pod = pod_spec(
-        [_container(inp, service, mounts)], volumes, placement=inp.spec.scheduling.pod_fields()
+        [_container(inp, service, mounts)],
+        volumes,
+        # The gateway reads no table: it starts at once.
+        init_containers=None if service == "gateway" else [_wait_for_schema(inp, service)],
+        placement=inp.spec.scheduling.pod_fields(),
     )
     pod["topologySpreadConstraints"] = spread(inp, service)
     pod["terminationGracePeriodSeconds"] = TERMINATION_GRACE_SECONDS

@@ -90,6 +90,12 @@ def head_revision(migrations: MigrationSet) -> str | None:
     return ScriptDirectory.from_config(make_config(migrations)).get_current_head()
 
 
+def known_revisions(migrations: MigrationSet) -> frozenset[str]:
+    """Every revision this code's migration scripts know."""
+    script = ScriptDirectory.from_config(make_config(migrations))
+    return frozenset(r.revision for r in script.walk_revisions())
+
+
 def current_revision(migrations: MigrationSet, database_url: str) -> str | None:
     """The revision recorded in the database, ``None`` before the first upgrade."""
     engine = create_engine(normalize_database_url(database_url), poolclass=pool.NullPool)

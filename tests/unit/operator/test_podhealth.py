@@ -125,6 +125,40 @@ CRASHING = ContainerView(
             "NotReady",
             ["readiness probe fails"],
         ),
+        # An init container that keeps failing (the schema never arrives) is a crash loop.
+        (
+            [
+                PodView(
+                    "p",
+                    "Pending",
+                    init_containers=(
+                        ContainerView(
+                            "wait-for-schema",
+                            restart_count=1,
+                            waiting_reason="CrashLoopBackOff",
+                            last_exit_code=2,
+                            last_message="error: the schema is still behind this image",
+                        ),
+                    ),
+                    containers=(ContainerView("c", waiting_reason="PodInitializing"),),
+                )
+            ],
+            "CrashLoopBackOff",
+            ["container wait-for-schema keeps crashing", "still behind"],
+        ),
+        # Waiting for the schema is progress, not a fault.
+        (
+            [
+                PodView(
+                    "p",
+                    "Pending",
+                    init_containers=(ContainerView("wait-for-schema"),),
+                    containers=(ContainerView("c", waiting_reason="PodInitializing"),),
+                )
+            ],
+            None,
+            [],
+        ),
         # A pod being deleted (a rollout) is not a fault, even when it is not ready.
         (
             [PodView("p", "Running", deleting=True, containers=(CRASHING,))],
