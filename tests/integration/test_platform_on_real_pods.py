@@ -59,9 +59,17 @@ class ClusterNames(httpx.HTTPTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         address = self.addresses.get(request.url.host)
-        if address is not None:
-            request.url = request.url.copy_with(host=address)
-        return super().handle_request(request)
+        if address is None:
+            return super().handle_request(request)
+        # A copy goes out: the client's request keeps its URL, so cookies stay the name's.
+        sent = httpx.Request(
+            request.method,
+            request.url.copy_with(host=address),
+            headers=request.headers,
+            stream=request.stream,
+            extensions=request.extensions,
+        )
+        return super().handle_request(sent)
 
 
 @pytest.fixture(scope="module")
