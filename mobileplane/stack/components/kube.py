@@ -14,6 +14,7 @@ import os
 import ssl
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,24 +56,37 @@ def build_etcd(ctx: Context) -> Build:
 
 
 def build_kubernetes(ctx: Context) -> Build:
+    return build_kube_wrapper(
+        ctx,
+        "kubernetes",
+        KUBE_BINARIES,
+        resolving="resolving Kubernetes modules (0.5-1 GB on a cold cache)",
+        duration="a cold build takes 5-30 minutes",
+    )
+
+
+def build_kube_wrapper(
+    ctx: Context, name: str, binaries: Sequence[str], *, resolving: str, duration: str
+) -> Build:
+    """``binaries`` (commands of kubernetes/cmd) from the Kubernetes wrapper module
+    (:func:`kubeplan.kube_wrapper_gomod`) into the cache directory ``name``: the control
+    plane's and the real node's builds share the go.mod, flags and Go caches, each with a
+    directory of its own so that one never invalidates the other's finished build."""
     p = pin("kubernetes")
-    b = Build(ctx, "kubernetes", p.version)
-    if b.complete(KUBE_BINARIES):
+    b = Build(ctx, name, p.version)
+    if b.complete(binaries):
         return b
     b.reset()
-    ctx.progress.say("kubernetes", f"fetching the go.mod of {p.source}@{p.version}")
-    gomod = module_gomod("kubernetes", p.source, p.version)
+    ctx.progress.say(name, f"fetching the go.mod of {p.source}@{p.version}")
+    gomod = module_gomod(name, p.source, p.version)
     (b.root / "go.mod").write_text(
         kubeplan.kube_wrapper_gomod(p.version, staging_modules(gomod), godebug_line(gomod))
     )
-    cmds = [f"{p.source}/cmd/{name}" for name in KUBE_BINARIES]
-    b.go(
-        "resolving Kubernetes modules (0.5-1 GB on a cold cache)",
-        ["get", "-tool", *[f"{c}@{p.version}" for c in cmds]],
-    )
+    cmds = [f"{p.source}/cmd/{binary}" for binary in binaries]
+    b.go(resolving, ["get", "-tool", *[f"{c}@{p.version}" for c in cmds]])
     b.go("tidying the wrapper module", ["mod", "tidy"])
     b.go(
-        f"building {', '.join(KUBE_BINARIES)} {p.version} (a cold build takes 5-30 minutes)",
+        f"building {', '.join(binaries)} {p.version} ({duration})",
         [
             "build",
             "-trimpath",

@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 from importlib import resources
 
-from mobileplane.stack import kubeplan, nodeplan
+from mobileplane.stack import nodeplan
 from mobileplane.stack.components.base import Context
-from mobileplane.stack.gobuild import Build, godebug_line, module_gomod, staging_modules
+from mobileplane.stack.components.kube import build_kube_wrapper
+from mobileplane.stack.gobuild import Build
 from mobileplane.stack.ociarchive import image_archive
 from mobileplane.stack.versions import pin
 
@@ -21,42 +22,15 @@ NODE_BINARIES = ("kubelet", "kube-proxy")
 
 
 def build_kube_node(ctx: Context) -> Build:
-    """kubelet and kube-proxy from the same wrapper module as the control plane.
-
-    Same go.mod (:func:`kubeplan.kube_wrapper_gomod`), same flags, same Go build and module
-    caches, so most packages are already compiled by the control plane's build; a directory
-    of its own so that adding the node never invalidates the control plane's finished build.
-    """
-    p = pin("kubernetes")
-    b = Build(ctx, "kubernetes-node", p.version)
-    if b.complete(NODE_BINARIES):
-        return b
-    b.reset()
-    gomod = module_gomod("node", p.source, p.version)
-    (b.root / "go.mod").write_text(
-        kubeplan.kube_wrapper_gomod(p.version, staging_modules(gomod), godebug_line(gomod))
+    """kubelet and kube-proxy from the same wrapper module as the control plane (most
+    packages are already compiled by its build)."""
+    return build_kube_wrapper(
+        ctx,
+        "kubernetes-node",
+        NODE_BINARIES,
+        resolving="resolving kubelet and kube-proxy modules",
+        duration="minutes; the control plane's build cache is reused",
     )
-    cmds = [f"{p.source}/cmd/{name}" for name in NODE_BINARIES]
-    b.go(
-        "resolving kubelet and kube-proxy modules",
-        ["get", "-tool", *[f"{c}@{p.version}" for c in cmds]],
-    )
-    b.go("tidying the wrapper module", ["mod", "tidy"])
-    b.go(
-        f"building {', '.join(NODE_BINARIES)} {p.version} (minutes; the control plane's "
-        "build cache is reused)",
-        [
-            "build",
-            "-trimpath",
-            "-tags=selinux,notest",
-            f"-ldflags={kubeplan.kube_version_ldflags(p.version)}",
-            "-o",
-            str(b.bin) + "/",
-            *cmds,
-        ],
-    )
-    b.mark_complete()
-    return b
 
 
 def _coredns_main() -> str:
