@@ -8,12 +8,12 @@ as the API conventions require, so the clock is passed in and old conditions are
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from mobileplane.operator.podhealth import SEVERITY, Problem
+from mobileplane.operator.podhealth import SEVERITY, STUCK, Problem
 
 TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
 
@@ -97,12 +97,16 @@ def services_observation(
     enabled: Sequence[str],
     available: Mapping[str, tuple[int, int, bool]],
     problems: Mapping[str, Problem] | None = None,
+    rolling: Collection[str] = (),
 ) -> Observation:
     """ServicesReady from each enabled service's Deployment: (replicas, available, Available).
 
     ``problems`` are what the pods of services that are not available say (see
     :mod:`~mobileplane.operator.podhealth`): the most severe becomes the condition's reason
     (``CrashLoopBackOff``, ``ImagePullBackOff``…) and every one is named in the message.
+    A service whose rollout is under way (``rolling``) while old pods keep it available counts
+    only when its problem is one that waiting never cures (:data:`~podhealth.STUCK`): the
+    spec change cannot take effect, though the old version still serves.
     """
     missing = [s for s in enabled if s not in available]
     if missing:
@@ -113,14 +117,22 @@ def services_observation(
             f"no Deployment yet for {', '.join(missing)}",
         )
     not_available = [s for s in enabled if not available[s][2]]
-    found = {s: p for s in not_available if (p := (problems or {}).get(s)) is not None}
+    found = {
+        s: p
+        for s in enabled
+        if (p := (problems or {}).get(s)) is not None
+        and (s in not_available or (s in rolling and p.reason in STUCK))
+    }
     if found:
         worst = min(found.values(), key=lambda p: SEVERITY.index(p.reason))
         return Observation(
             "ServicesReady",
             FALSE,
             worst.reason,
-            "; ".join(f"{s}: {p.message}" for s, p in found.items()),
+            "; ".join(
+                f"{s}: {p.message}" + ("" if s in not_available else " (the old pods still serve)")
+                for s, p in found.items()
+            ),
         )
     waiting = [f"{s} ({available[s][1]}/{available[s][0]} available)" for s in not_available]
     if waiting:

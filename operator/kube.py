@@ -143,6 +143,14 @@ class KubeGateway:
                     "observed": bool(
                         d.status and d.status.observed_generation == d.metadata.generation
                     ),
+                    # A rollout under way: pods of the current template are not all there yet,
+                    # or old ones remain (the Deployment may stay Available on the old pods).
+                    "rolling": bool(
+                        not d.status
+                        or d.status.observed_generation != d.metadata.generation
+                        or (d.status.updated_replicas or 0) < ((d.spec and d.spec.replicas) or 0)
+                        or (d.status.replicas or 0) > (d.status.updated_replicas or 0)
+                    ),
                 }
             )
         return out

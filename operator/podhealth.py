@@ -73,6 +73,12 @@ SEVERITY = (
 )
 
 
+#: Problems that never resolve by waiting: a rollout whose new pods show one is stuck even
+#: while the old pods keep the Deployment Available. (Not yet ready, or waiting for room on a
+#: node, is what every rollout goes through.)
+STUCK = frozenset(SEVERITY[: SEVERITY.index("Unschedulable")])
+
+
 def last_log_line(message: str | None) -> str:
     """The last meaningful line of a termination message, shortened for a condition.
 

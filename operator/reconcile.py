@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -310,12 +310,13 @@ async def observe(deps: Deps, body: Mapping[str, Any]) -> Outcome | None:
         return None
     enabled = [s for s, svc in spec.services.by_name().items() if svc.enabled]
     by_component = _by_component(deployments)
-    problems = await _pod_problems(deps, ns, selector, enabled, by_component)
+    rolling = _rolling(deployments)
+    problems = await _pod_problems(deps, ns, selector, enabled, by_component, rolling)
     observations = [
         db_obs,
         cache_obs,
         bucket_prev,
-        cond.services_observation(enabled, by_component, problems),
+        cond.services_observation(enabled, by_component, problems, rolling),
     ]
     conditions = cond.merge(
         previous, [*observations, cond.ready(observations)], generation, deps.clock()
@@ -336,24 +337,33 @@ async def _pod_problems(
     selector: str,
     enabled: list[str],
     by_component: Mapping[str, tuple[int, int, bool]],
+    rolling: Collection[str],
 ) -> dict[str, Problem]:
-    """What the pods of services that are not available say; nothing listed when all are.
+    """What the pods of services that are not available, or mid-rollout, say; nothing listed
+    when every service is available and rolled out.
 
     Diagnostic only: if pods cannot be listed (an older chart without the permission), the
     condition falls back to the Deployments' counts rather than failing the reconcile.
     """
-    if all(by_component.get(s, (0, 0, False))[2] for s in enabled):
+    looked_at = [s for s in enabled if not by_component.get(s, (0, 0, False))[2] or s in rolling]
+    if not looked_at:
         return {}
     try:
         pods = await deps.kube.pods(namespace, selector)
     except KubeError:
         return {}
     problems: dict[str, Problem] = {}
-    for service in enabled:
+    for service in looked_at:
         found = diagnose([view for component, view in pods if component == service])
         if found is not None:
             problems[service] = found
     return problems
+
+
+def _rolling(deployments: list[dict[str, Any]]) -> set[str]:
+    return {
+        d["labels"].get("app.kubernetes.io/component", "") for d in deployments if d.get("rolling")
+    }
 
 
 def _by_component(deployments: list[dict[str, Any]]) -> dict[str, tuple[int, int, bool]]:
@@ -551,12 +561,13 @@ async def reconcile(deps: Deps, body: Mapping[str, Any]) -> Outcome:
 
     enabled = [s for s, svc in spec.services.by_name().items() if svc.enabled]
     by_component = _by_component(deployments)
-    problems = await _pod_problems(deps, ns, selector, enabled, by_component)
+    rolling = _rolling(deployments)
+    problems = await _pod_problems(deps, ns, selector, enabled, by_component, rolling)
     observations = [
         db_obs,
         cache_obs,
         bucket_obs,
-        cond.services_observation(enabled, by_component, problems),
+        cond.services_observation(enabled, by_component, problems, rolling),
     ]
     conditions = cond.merge(previous, [*observations, cond.ready(observations)], generation, now)
     events += _ready_events(previous, conditions)

@@ -6,7 +6,8 @@ controller as pods under the chart's own ServiceAccount and RBAC (no admin crede
 the operator brings ``crds/examples/complete.yaml`` up on the stack's External PostgreSQL,
 Redis and S3 (reached at the node's address) with every service Running and Ready through
 its real readiness probe. Then an app signs in and reads its profile through the gateway pod
-with standard clients.
+with standard clients, and a spec change whose pods cannot run is named, with the pods' own
+reason, in the MobilePlatform's conditions while the old pods keep serving.
 
 The cluster's names (``shop-gateway.<ns>.svc``) resolve only inside it; the test's clients
 reach the gateway's ClusterIP (kube-proxy's rules apply to the host too) with the name kept in
@@ -321,3 +322,45 @@ def test_an_app_signs_in_and_reads_its_profile_through_the_gateway_pod(
         anonymous = client.get(f"{url}/profiles/me")
     assert me.status_code == 200, me.text
     assert anonymous.status_code == 401
+
+
+def test_a_rollout_that_cannot_run_is_named_in_the_conditions(
+    shop: tuple[str, dict[str, Any], float], kube_api: k8s.ApiClient
+) -> None:
+    namespace, _, _ = shop
+    custom = k8s.CustomObjectsApi(kube_api)
+    missing = "registry.invalid/mobileplane:missing"
+    custom.patch_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        PLURAL,
+        "shop",
+        {"spec": {"services": {"appconfig": {"image": missing}}}},
+    )
+
+    def named() -> dict[str, Any] | None:
+        found = condition(get_platform(kube_api, namespace, "shop"), "ServicesReady")
+        return found if found and found["reason"] == "ErrImageNeverPull" else None
+
+    services_ready = eventually(named, 120, "ServicesReady to name the image that cannot run")
+    assert services_ready["status"] == "False"
+    assert services_ready["message"].startswith("appconfig: pod shop-appconfig-")
+    assert services_ready["message"].endswith("(the old pods still serve)")
+    ready = condition(get_platform(kube_api, namespace, "shop"), "Ready")
+    assert ready is not None and ready["status"] == "False"
+    # Put right, it is Ready again (the old pods kept serving meanwhile).
+    custom.patch_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        PLURAL,
+        "shop",
+        {"spec": {"services": {"appconfig": {"image": None}}}},
+    )
+
+    def recovered() -> dict[str, Any] | None:
+        found = condition(get_platform(kube_api, namespace, "shop"), "Ready")
+        return found if found and found["status"] == "True" else None
+
+    eventually(recovered, 180, "the platform to be Ready again")

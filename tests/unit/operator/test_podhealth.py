@@ -234,6 +234,29 @@ def test_services_ready_names_the_pods_problem() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("reason", "status"),
+    [
+        pytest.param("ErrImageNeverPull", FALSE, id="new-image-never-runs"),
+        pytest.param("CrashLoopBackOff", FALSE, id="new-version-crashes"),
+        pytest.param("CreateContainerConfigError", FALSE, id="new-secret-key-missing"),
+        # What every rollout goes through: not stuck.
+        pytest.param("NotReady", TRUE, id="new-pod-not-ready-yet"),
+        pytest.param("Unschedulable", TRUE, id="waiting-for-room"),
+    ],
+)
+def test_a_stuck_rollout_is_named_though_the_old_pods_serve(reason: str, status: str) -> None:
+    available = {"appconfig": (1, 1, True)}
+    problems = {"appconfig": Problem(reason, "pod a-2: " + reason)}
+    obs = services_observation(["appconfig"], available, problems, rolling={"appconfig"})
+    assert obs.status == status
+    if status == FALSE:
+        assert obs.reason == reason
+        assert obs.message == f"appconfig: pod a-2: {reason} (the old pods still serve)"
+    # The same problem on a service not rolling (one bad replica among good ones): available.
+    assert services_observation(["appconfig"], available, problems).status == TRUE
+
+
 def test_pod_view_reads_the_api_objects() -> None:
     pod = k8s.V1Pod(
         metadata=k8s.V1ObjectMeta(name="gw-1", labels={"app.kubernetes.io/component": "gateway"}),
