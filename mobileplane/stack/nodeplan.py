@@ -547,6 +547,36 @@ def pod_ready(pod: Mapping[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
+def check_pods_waiting(
+    waiting: list[str],
+    pods: Mapping[str, Mapping[str, Any]],
+    events: list[Mapping[str, Any]],
+) -> str:
+    """Each waiting check pod with its phase, address and newest event (a failing probe says
+    why: refused, timed out, no such host), so a failed ``up`` names the cause in its message.
+    """
+    parts = []
+    for name in waiting:
+        pod = pods.get(name)
+        if pod is None:
+            parts.append(f"{name} (not created)")
+            continue
+        status = pod.get("status", {}) or {}
+        where = f"{status.get('phase', 'Unknown')} at {status.get('podIP') or 'no address'}"
+        mine = [
+            e
+            for e in events
+            if (e.get("involvedObject", {}) or {}).get("name") == name
+            and e.get("type") == "Warning"
+        ]
+        mine.sort(key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
+        if mine:
+            message = " ".join(str(mine[-1].get("message", "")).split())
+            where += f"; {mine[-1].get('reason', '')}: {message[:240]}"
+        parts.append(f"{name} ({where})")
+    return "; ".join(parts)
+
+
 def node_ready(node: Mapping[str, Any], since: dt.datetime | None = None) -> bool:
     """The Node's Ready condition is True (and, with ``since``, heartbeated at or after it)."""
     conditions = node.get("status", {}).get("conditions", []) or []

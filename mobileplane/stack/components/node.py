@@ -197,7 +197,10 @@ class Node:
             n for n in nodeplan.CHECK_PODS if not (n in pods and nodeplan.pod_ready(pods[n]))
         ]
         if waiting:
-            return Health(False, f"check pods not Ready: {', '.join(waiting)} (namespace {ns})")
+            status, events = self._api(ctx, "GET", f"/api/v1/namespaces/{ns}/events")
+            items = events.get("items", []) if status == 200 and isinstance(events, dict) else []
+            why = nodeplan.check_pods_waiting(waiting, pods, items)
+            return Health(False, f"check pods not Ready (namespace {ns}): {why}")
         return Health(True, f"a pod resolves and reaches {nodeplan.CHECK_URL}")
 
     def health(self, ctx: Context) -> Health:
@@ -356,6 +359,8 @@ class Node:
         if reason:
             ctx.progress.say(self.name, f"not started: {reason}")
             return
+        if not any(ctx.procs.alive(p) for p in ("containerd", "kubelet")):
+            self._clear_leftovers(ctx)
         LOCK.write_text(json.dumps({"state": str(ctx.config.state)}) + "\n")
         started = time.monotonic()
         paths = self._paths(ctx)
@@ -526,6 +531,51 @@ class Node:
                     LOCK.unlink()
         return stopped
 
+    def _clear_leftovers(self, ctx: Context) -> None:
+        """Undo what a node that never stopped left on this machine, before starting afresh.
+
+        A stack whose processes were killed (a session ending, a CI job timing out, a
+        ``kill -9``) leaves kernel state behind: pods' network namespaces holding their
+        addresses with their veths on the bridge, the ``KUBE-`` chains, mounts, maybe shims.
+        A new node's fresh address pool then hands out an address a dead namespace still
+        holds: the host's connections to the new pod reach the old namespace, which refuses
+        them, and nothing is Ready (CI saw exactly this). Only called when no node runs,
+        ours or another stack's: nothing of it can be in use.
+        """
+        paths = self._paths(ctx)
+        roots = [paths.root]
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            other = Path(str(json.loads(LOCK.read_text()).get("state", "")))
+            if str(other) and other != ctx.config.state:
+                roots.append(other / "node")
+        shims = [pid for root in roots for pid in self._shims(nodeplan.NodePaths(root))]
+        namespaces = self._pod_namespaces()
+        if not (shims or namespaces or nodeplan.BRIDGE in _run(["ip", "-o", "link"]).stdout):
+            return
+        ctx.progress.say(
+            self.name,
+            f"clearing what a node that did not stop left behind ({len(namespaces)} pod "
+            f"network namespaces, {len(shims)} container shims, its bridge and rules)",
+        )
+        for pid in shims:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self._kill_pods()
+        for root in roots:
+            self._unmount(nodeplan.NodePaths(root))
+        self._network_down(ctx)
+        for flag in ("-s", "-d"):
+            _run(["conntrack", "-D", flag, nodeplan.POD_SUBNET], check=False)
+
+    def _pod_namespaces(self) -> list[str]:
+        """Network namespaces (CNI's, by name) that hold an address of our pods."""
+        found = []
+        for netns in sorted(Path("/var/run/netns").glob("cni-*")):
+            addresses = _run(["ip", "-n", netns.name, "-4", "-o", "addr"], check=False).stdout
+            if nodeplan.holds_pod_address(addresses):
+                found.append(netns.name)
+        return found
+
     def _shims(self, paths: nodeplan.NodePaths) -> list[int]:
         """Shims of this stack's containerd (found by its socket path in their arguments)."""
         address = str(paths.containerd_socket).encode()
@@ -574,10 +624,8 @@ class Node:
                 for args in nodeplan.kube_chain_cleanup(rules):
                     _run([*cmd, *args], check=False)
         # Pods' network namespaces and veths left by a crash: those with a pod address.
-        for netns in sorted(Path("/var/run/netns").glob("cni-*")):
-            addresses = _run(["ip", "-n", netns.name, "-4", "-o", "addr"], check=False).stdout
-            if nodeplan.holds_pod_address(addresses):
-                _run(["ip", "netns", "delete", netns.name], check=False)
+        for netns in self._pod_namespaces():
+            _run(["ip", "netns", "delete", netns], check=False)
         _run(["ip", "link", "delete", nodeplan.BRIDGE], check=False)
         with contextlib.suppress(OSError):
             shutil.rmtree(self._paths(ctx).cni_ipam_dir)

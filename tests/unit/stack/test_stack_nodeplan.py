@@ -356,3 +356,32 @@ def test_the_kubernetes_service_goes_to_the_api_server_on_loopback() -> None:
         *["-s", nodeplan.POD_SUBNET, "-d", "10.96.0.1", "-p", "tcp", "--dport", "443"],
         *["-j", "DNAT", "--to-destination", "127.0.0.1:56443"],
     ]
+
+
+def test_check_pods_waiting_names_phase_address_and_newest_warning() -> None:
+    pods = {
+        "echo": {"status": {"phase": "Running", "podIP": "10.244.0.2"}},
+        "dns-check": {"status": {"phase": "Pending"}},
+    }
+    events = [
+        {
+            "involvedObject": {"name": "echo"},
+            "type": "Warning",
+            "reason": "Unhealthy",
+            "lastTimestamp": "2026-12-03T08:34:30Z",
+            "message": "Readiness probe failed: Get ...: i/o timeout",
+        },
+        {
+            "involvedObject": {"name": "echo"},
+            "type": "Warning",
+            "reason": "Unhealthy",
+            "lastTimestamp": "2026-12-03T08:34:36Z",
+            "message": "Readiness probe failed:\n  connect: connection refused",
+        },
+        {"involvedObject": {"name": "echo"}, "type": "Normal", "reason": "Started"},
+    ]
+    text = nodeplan.check_pods_waiting(["echo", "dns-check", "gone"], pods, events)
+    assert text == (
+        "echo (Running at 10.244.0.2; Unhealthy: Readiness probe failed: connect: connection "
+        "refused); dns-check (Pending at no address); gone (not created)"
+    )
