@@ -140,6 +140,10 @@ def _env(inp: RenderInput, service: str) -> list[dict[str, Any]]:
 #: removal to reach every node's kube-proxy and the gateway's connection pool.
 PRESTOP_SLEEP_SECONDS = 5
 
+#: Startup probe failures allowed (every 2 s) before kubelet restarts a service that never
+#: answered /healthz: 3 minutes.
+STARTUP_PROBE_FAILURES = 90
+
 #: The preStop sleep, uvicorn's 20 s graceful drain (``services.runner``) and a margin.
 TERMINATION_GRACE_SECONDS = 30
 
@@ -156,6 +160,15 @@ def _container(inp: RenderInput, service: str, mounts: list[dict[str, Any]]) -> 
         "ports": [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}],
         "envFrom": [{"configMapRef": {"name": child_name(inp.platform, "config")}}],
         "env": _env(inp, service),
+        # Liveness starts only once the process answers: a start slowed by a busy node (imports
+        # under a CPU limit took over 30 s on a loaded 2-core node in CI) is not killed and
+        # restarted, which would only make it slower. Up to 3 minutes, checked every 2 s.
+        "startupProbe": {
+            "httpGet": {"path": "/healthz", "port": "http"},
+            "periodSeconds": 2,
+            "timeoutSeconds": 2,
+            "failureThreshold": STARTUP_PROBE_FAILURES,
+        },
         "livenessProbe": {
             "httpGet": {"path": "/healthz", "port": "http"},
             "periodSeconds": 10,
