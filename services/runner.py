@@ -19,7 +19,9 @@ from collections.abc import Callable, Mapping, Sequence
 
 import uvicorn
 from fastapi import FastAPI
+from pydantic_settings import BaseSettings
 
+from mobileplane.services.kit.envcheck import unknown_settings
 from mobileplane.services.kit.migrate import (
     MigrationSet,
     current_revision,
@@ -28,7 +30,7 @@ from mobileplane.services.kit.migrate import (
     upgrade,
 )
 from mobileplane.services.kit.mount import create_service_app
-from mobileplane.services.kit.settings import SettingsError, normalize_database_url
+from mobileplane.services.kit.settings import KitSettings, SettingsError, normalize_database_url
 from mobileplane.services.platform import HEALTH, SERVICES, platform_migrations
 
 log = logging.getLogger(__name__)
@@ -71,8 +73,37 @@ def build_app(name: str) -> FastAPI:
     raise RunnerError(f"no service named {name!r}; choose one of: {', '.join(service_names())}")
 
 
+def settings_classes(name: str) -> tuple[type[BaseSettings], ...]:
+    """The settings classes service ``name`` reads its environment with (the kit's first)."""
+    if name == "gateway":
+        gateway = importlib.import_module("mobileplane.services.gateway.settings")
+        return (gateway.GatewaySettings,)
+    for service in SERVICES:
+        if service.name == name and service is not HEALTH:
+            return (KitSettings, *service.settings)
+    raise RunnerError(f"no service named {name!r}; choose one of: {', '.join(service_names())}")
+
+
+def check_environment(name: str, environ: Mapping[str, str]) -> None:
+    """Refuse (in a pod) or warn about (elsewhere) variables with the service's prefix that
+    it does not read: a misspelt setting would otherwise keep its default without a word."""
+    prefix = f"{name.upper()}_"
+    unknown = unknown_settings(environ, prefix, settings_classes(name))
+    if not unknown:
+        return
+    message = (
+        f"{name} does not read {', '.join(unknown)}: a misspelt setting keeps its default; "
+        f"fix or remove the variable (what it reads: services/{name}/settings.py)"
+    )
+    # In a pod the environment is exactly what was rendered; a shell holds other variables.
+    if "KUBERNETES_SERVICE_HOST" in environ:
+        raise RunnerError(message)
+    log.warning(message)
+
+
 def serve(name: str, *, host: str = "0.0.0.0", port: int = DEFAULT_PORT) -> None:  # noqa: S104
     """Run service ``name`` until SIGTERM (uvicorn drains requests in flight first)."""
+    check_environment(name, os.environ)
     app = build_app(name)
     config = uvicorn.Config(
         app,

@@ -4,7 +4,7 @@ All non-secret settings live in one ConfigMap, ``<name>-config``, that every ser
 with ``envFrom``. Each key is declared with its *consumers* (the components that read it), so
 that :func:`consumed_config` knows exactly what a component depends on and the config hash
 (:mod:`.confighash`) rolls only the Deployments whose inputs changed: a new access-token TTL
-restarts the auth service and nothing else. Keys every service reads (addresses, the cache)
+restarts the auth service and nothing else. Keys every service reads (the cache)
 are consumed by all.
 
 Names follow the services' settings: ``REDIS_URL``/``REDIS_PREFIX`` and ``AWS_*`` are read by
@@ -28,7 +28,6 @@ from mobileplane.operator.render.names import (
     gateway_url,
     metadata,
     service_host,
-    service_url,
 )
 from mobileplane.operator.render.routes import ROUTES_KEY, enabled_services, service_scopes
 from mobileplane.operator.spec import SERVICE_NAMES, CacheMode, MobilePlatformSpec
@@ -117,17 +116,13 @@ def scope_grants(spec: MobilePlatformSpec) -> dict[str, str]:
 
 def _entries(inp: RenderInput) -> Iterator[ConfigEntry]:
     spec, platform = inp.spec, inp.platform
-    enabled = enabled_services(inp)
 
     def entry(key: str, value: str, *consumers: str) -> ConfigEntry:
         return ConfigEntry(key, value, frozenset(consumers) if consumers else ALL_SERVICES)
 
-    # -- read by every service: who we are, where everything is
-    yield entry("MOBILEPLANE_PLATFORM", platform.name)
-    yield entry("MOBILEPLANE_NAMESPACE", platform.namespace)
-    yield entry("MOBILEPLANE_PUBLIC_URL", gateway_url(inp))
-    for name in enabled:
-        yield entry(f"MOBILEPLANE_{name.upper()}_URL", service_url(platform, name))
+    # -- read by every service: the cache. Only keys some settings class reads belong here
+    # (tests/unit/test_rendered_settings.py): a key read by none would still be in every
+    # service's config hash and roll them all when it changes.
     if spec.cache.mode == CacheMode.IN_CLUSTER:
         redis = service_host(platform, "redis")
         yield entry("REDIS_URL", f"redis://{redis}:{REDIS_PORT}/0")
@@ -224,8 +219,10 @@ def _entries(inp: RenderInput) -> Iterator[ConfigEntry]:
 
 
 def config_entries(inp: RenderInput) -> list[ConfigEntry]:
-    """Every key of ``<name>-config`` with its consumers, in a stable order."""
-    return list(_entries(inp))
+    """Every key of ``<name>-config`` with its consumers, in a stable order: only keys some
+    running component reads (a disabled service's keys are left out with it)."""
+    running = {*enabled_services(inp), BACKUP}
+    return [e for e in _entries(inp) if e.consumers & running]
 
 
 def consumed_config(inp: RenderInput, component: str) -> dict[str, str]:

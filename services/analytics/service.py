@@ -101,4 +101,5 @@ SERVICE = ServiceDefinition(
     on_shutdown=(stop,),
     subject_data=AnalyticsSubjectData,
     use_redis=False,
+    settings=(AnalyticsSettings,),
 )

@@ -31,4 +31,5 @@ SERVICE = ServiceDefinition(
     endpoints=("/appconfig/{app}",),
     on_startup=(start,),
     use_redis=False,
+    settings=(AppConfigSettings,),
 )

@@ -80,4 +80,5 @@ SERVICE = ServiceDefinition(
     on_shutdown=(stop,),
     subject_data=AuthSubjectData,
     absolute_paths=True,
+    settings=(AuthSettings,),
 )

@@ -48,4 +48,5 @@ SERVICE = ServiceDefinition(
     on_startup=(start,),
     on_shutdown=(stop,),
     subject_data=ContentSubjectData,
+    settings=(ContentSettings, S3Settings),
 )

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from fastapi import APIRouter, FastAPI
+from pydantic_settings import BaseSettings
 
 from mobileplane.services.kit.app import create_app
 from mobileplane.services.kit.migrate import KIT_MIGRATIONS, MigrationSet
@@ -55,6 +56,10 @@ class ServiceDefinition:
     #: Paths served outside ``base_path`` (e.g. ``/.well-known/`` for auth): the routers
     #: declare full paths and the platform app mounts them without a prefix.
     absolute_paths: bool = field(default=False)
+    #: The settings classes the service reads its environment with (its own, plus the
+    #: kit's S3 settings where it keeps objects): what ``serve`` checks the environment
+    #: against, and what the operator's rendered keys are tested against.
+    settings: Sequence[type[BaseSettings]] = ()
 
     @property
     def prefix(self) -> str:

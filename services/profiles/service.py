@@ -82,4 +82,5 @@ SERVICE = ServiceDefinition(
     on_startup=(start,),
     on_shutdown=(stop,),
     subject_data=ProfilesSubjectData,
+    settings=(ProfilesSettings, S3Settings),
 )

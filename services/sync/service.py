@@ -92,4 +92,5 @@ SERVICE = ServiceDefinition(
     on_startup=(start,),
     on_shutdown=(stop,),
     subject_data=SyncSubjectData,
+    settings=(SyncSettings,),
 )

@@ -100,4 +100,5 @@ SERVICE = ServiceDefinition(
     on_startup=(start,),
     on_shutdown=(stop,),
     subject_data=TelemetrySubjectData,
+    settings=(TelemetrySettings, S3Settings),
 )
