@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from mobileplane.operator import conditions as cond
+from mobileplane.operator.childwrites import GeneratedSecrets, Write, WriteKind, plan_writes
 from mobileplane.operator.conditions import FALSE, TRUE, UNKNOWN, Observation
 from mobileplane.operator.keys import KeySet, generate, needs_key, prune, rotate
 from mobileplane.operator.kube import KubeError, KubeGateway
@@ -430,7 +431,102 @@ def _ready_events(
     return events
 
 
+@dataclass
+class _Material:
+    """What the generated Secrets held and what this reconcile keeps or makes of it."""
+
+    password: str
+    keyset: KeySet
+    keys_stored: bool
+    keys_changed: bool
+    app_keys_secret: dict[str, str] | None
+    app_keys: dict[str, str]
+    write_keys: dict[str, str]
+    sync_keys_secret: dict[str, str] | None
+    sync_keys: str
+
+
+async def _material(
+    deps: Deps,
+    platform: PlatformRef,
+    spec: MobilePlatformSpec,
+    password: str,
+    now: datetime,
+    events: list[tuple[str, str, str]],
+) -> _Material:
+    """Read the generated Secrets back and decide what they hold now (generate what is new)."""
+    ns, name = platform.namespace, platform.name
+    keys_secret = await deps.kube.read_secret(ns, signing_keys_secret_name(platform))
+    keyset, keys_changed = _signing_keys(spec, keys_secret, now)
+    if keys_secret is not None and keys_changed:
+        active = keyset.active.kid if keyset.active else "?"
+        events.append(("Normal", "SigningKeysRotated", f"active key {active}"))
+
+    # DSN keys: made once per app platform, kept forever (they are compiled into apps).
+    app_keys_secret = await deps.kube.read_secret(ns, app_keys_secret_name(platform))
+    app_keys = stored_keys(app_keys_secret)
+    write_keys = stored_write_keys(app_keys_secret)
+    for added in missing_platforms(spec, app_keys):
+        app_keys[added] = secrets.token_hex(16)
+        events.append(("Normal", "TelemetryProjectCreated", f"{name}-{added}"))
+    for added in missing_platforms(spec, write_keys):
+        write_keys[added] = secrets.token_urlsafe(24)
+        events.append(("Normal", "AnalyticsSourceCreated", f"{name}-{added}"))
+
+    # Sync checkpoint keys: made once and kept (a new key would send every device to a full
+    # resync); a key rotated by hand in the Secret is read back and kept as it is.
+    sync_keys_secret = await deps.kube.read_secret(ns, sync_keys_secret_name(platform))
+    sync_keys = stored_sync_keys(sync_keys_secret) or secrets.token_urlsafe(32)
+    return _Material(
+        password=password,
+        keyset=keyset,
+        keys_stored=keys_secret is not None,
+        keys_changed=keys_changed,
+        app_keys_secret=app_keys_secret,
+        app_keys=app_keys,
+        write_keys=write_keys,
+        sync_keys_secret=sync_keys_secret,
+        sync_keys=sync_keys,
+    )
+
+
+def _generated_secrets(
+    platform: PlatformRef, spec: MobilePlatformSpec, m: _Material, database_known: bool
+) -> GeneratedSecrets:
+    return GeneratedSecrets(
+        signing_keys=signing_keys_secret_name(platform),
+        app_keys=app_keys_secret_name(platform),
+        sync_keys=sync_keys_secret_name(platform),
+        database=database_secret_name(platform),
+        signing_keys_stored=m.keys_stored,
+        signing_keys_changed=m.keys_changed,
+        signing_keys_data=signing_keys_data(m.keyset),
+        app_keys_stored=m.app_keys_secret,
+        app_keys_data=app_keys_data(platform, spec, m.app_keys, m.write_keys),
+        sync_keys_stored=m.sync_keys_secret is not None,
+        sync_keys_missing_key=stored_sync_keys(m.sync_keys_secret) is None,
+        sync_keys_data={SYNC_CHECKPOINT_KEYS_KEY: m.sync_keys},
+        database_known=database_known,
+    )
+
+
+async def _write(deps: Deps, platform: PlatformRef, writes: list[Write], m: _Material) -> None:
+    """Perform the planned writes. Keys another writer made meanwhile win over ours: the app
+    keys are read back then (the status shows the stored ones)."""
+    for w in writes:
+        if w.kind == WriteKind.APPLY:
+            await deps.kube.apply(w.child)
+        elif w.kind == WriteKind.CREATE:
+            created = await deps.kube.create_if_absent(w.child)
+            if not created and w.name == app_keys_secret_name(platform):
+                stored = await deps.kube.read_secret(platform.namespace, w.name)
+                m.app_keys, m.write_keys = stored_keys(stored), stored_write_keys(stored)
+        elif w.kind == WriteKind.UPDATE_DATA:
+            await deps.kube.update_secret_data(platform.namespace, w.name, w.data)
+
+
 async def reconcile(deps: Deps, body: Mapping[str, Any]) -> Outcome:
+    """Provision, render, write, report: one pass over a MobilePlatform."""
     meta = body["metadata"]
     name, ns, generation = meta["name"], meta["namespace"], int(meta.get("generation", 0))
     now = deps.clock()
@@ -454,98 +550,31 @@ async def reconcile(deps: Deps, body: Mapping[str, Any]) -> Outcome:
     platform = PlatformRef(name=name, namespace=ns, uid=meta["uid"])
     retry = _Retry()
     events: list[tuple[str, str, str]] = []
-    db_secret_name = database_secret_name(platform)
-    keys_secret_name = signing_keys_secret_name(platform)
-    app_keys_name = app_keys_secret_name(platform)
-    sync_keys_name = sync_keys_secret_name(platform)
-    instance = base_name(name)
+    selector = (
+        f"app.kubernetes.io/instance={base_name(name)},app.kubernetes.io/managed-by={MANAGED_BY}"
+    )
     try:
-        db_secret = await deps.kube.read_secret(ns, db_secret_name)
-        # Generated once: a password read back is reused forever, never regenerated.
+        # Provision: the database (its password generated once, then read back) and bucket.
+        db_secret = await deps.kube.read_secret(ns, database_secret_name(platform))
         password = (db_secret or {}).get("password") or secrets.token_urlsafe(24)
         db_obs, target, db_events = await _database(deps, platform, spec, password, retry)
         events += db_events
         bucket_obs, bucket_events = await _bucket(deps, ns, spec, retry)
         events += bucket_events
-        keys_secret = await deps.kube.read_secret(ns, keys_secret_name)
-        keyset, keys_changed = _signing_keys(spec, keys_secret, now)
-        if keys_secret is not None and keys_changed:
-            events.append(
-                (
-                    "Normal",
-                    "SigningKeysRotated",
-                    f"active key {keyset.active.kid if keyset.active else '?'}",
-                )
-            )
+        material = await _material(deps, platform, spec, password, now, events)
 
-        # DSN keys: made once per app platform, kept forever (they are compiled into apps).
-        app_keys_secret = await deps.kube.read_secret(ns, app_keys_name)
-        app_keys = stored_keys(app_keys_secret)
-        write_keys = stored_write_keys(app_keys_secret)
-        for added in missing_platforms(spec, app_keys):
-            app_keys[added] = secrets.token_hex(16)
-            events.append(("Normal", "TelemetryProjectCreated", f"{name}-{added}"))
-        for added in missing_platforms(spec, write_keys):
-            write_keys[added] = secrets.token_urlsafe(24)
-            events.append(("Normal", "AnalyticsSourceCreated", f"{name}-{added}"))
-
-        # Sync checkpoint keys: made once and kept (a new key would send every device to a full
-        # resync); a key rotated by hand in the Secret is read back and kept as it is.
-        sync_keys_secret = await deps.kube.read_secret(ns, sync_keys_name)
-        sync_keys = stored_sync_keys(sync_keys_secret) or secrets.token_urlsafe(32)
-
-        inp = RenderInput(
-            platform=platform,
-            spec=spec,
-            # Until the external server is known, the children point at no database: the
-            # services start and report not-ready, and the database Secret waits.
-            database=target or DatabaseTarget(host="", port=5432, name="", role=""),
-            generated=GeneratedMaterial(
-                db_password=password,
-                signing_keys=keyset,
-                sync_checkpoint_keys=sync_keys,
-                app_keys=app_keys,
-                write_keys=write_keys,
-            ),
-            controller_namespace=deps.controller_namespace,
-        )
+        # Render (pure), then write each child by its policy, then prune what is not desired.
+        inp = _render_input(deps, platform, spec, target, material)
         desired = [_adopt(child, body) for child in render(inp)]
-        for child in desired:
-            child_name_ = child["metadata"]["name"]
-            if child["kind"] == "Secret" and child_name_ == keys_secret_name:
-                if keys_secret is None:
-                    await deps.kube.create_if_absent(child)
-                elif keys_changed:
-                    await deps.kube.update_secret_data(ns, child_name_, signing_keys_data(keyset))
-            elif child["kind"] == "Secret" and child_name_ == app_keys_name:
-                data = app_keys_data(platform, spec, app_keys, write_keys)
-                if app_keys_secret is None:
-                    if not await deps.kube.create_if_absent(child):
-                        # Made meanwhile: the stored keys win (the status shows them).
-                        stored = await deps.kube.read_secret(ns, app_keys_name)
-                        app_keys, write_keys = stored_keys(stored), stored_write_keys(stored)
-                elif any(app_keys_secret.get(k) != v for k, v in data.items()):
-                    await deps.kube.update_secret_data(ns, child_name_, data)
-            elif child["kind"] == "Secret" and child_name_ == sync_keys_name:
-                if sync_keys_secret is None:
-                    await deps.kube.create_if_absent(child)  # made meanwhile: the stored wins
-                elif stored_sync_keys(sync_keys_secret) is None:
-                    # The key was removed from the Secret: put one back (never overwrite one).
-                    data = {SYNC_CHECKPOINT_KEYS_KEY: sync_keys}
-                    await deps.kube.update_secret_data(ns, child_name_, data)
-            elif child["kind"] == "Secret" and child_name_ == db_secret_name:
-                if target is not None:
-                    # Same password as read back: re-applying only follows the target.
-                    await deps.kube.apply(child)
-            else:
-                await deps.kube.apply(child)
-        for gone in await deps.kube.prune(ns, instance, MANAGED_BY, desired):
+        plan = plan_writes(
+            desired, _generated_secrets(platform, spec, material, target is not None)
+        )
+        await _write(deps, platform, plan, material)
+        for gone in await deps.kube.prune(ns, base_name(name), MANAGED_BY, desired):
             events.append(("Normal", "ChildRemoved", f"{gone} is no longer desired"))
 
+        # Observe what runs.
         cache_obs = await _cache(deps, platform, spec, retry)
-        selector = (
-            f"app.kubernetes.io/instance={instance},app.kubernetes.io/managed-by={MANAGED_BY}"
-        )
         deployments = await deps.kube.deployments(ns, selector)
     except KubeError as e:
         retry.want(deps.retry_seconds)
@@ -572,7 +601,48 @@ async def reconcile(deps: Deps, body: Mapping[str, Any]) -> Outcome:
     conditions = cond.merge(previous, [*observations, cond.ready(observations)], generation, now)
     events += _ready_events(previous, conditions)
     events += bucket_settings_events(previous, bucket_obs)
-    status = {
+    status = _status(
+        inp, spec, generation, conditions, enabled, by_component, body, target, material
+    )
+    return Outcome(status=status, events=events, retry_after=retry.delay)
+
+
+def _render_input(
+    deps: Deps,
+    platform: PlatformRef,
+    spec: MobilePlatformSpec,
+    target: DatabaseTarget | None,
+    m: _Material,
+) -> RenderInput:
+    return RenderInput(
+        platform=platform,
+        spec=spec,
+        # Until the external server is known, the children point at no database: the
+        # services start and report not-ready, and the database Secret waits.
+        database=target or DatabaseTarget(host="", port=5432, name="", role=""),
+        generated=GeneratedMaterial(
+            db_password=m.password,
+            signing_keys=m.keyset,
+            sync_checkpoint_keys=m.sync_keys,
+            app_keys=m.app_keys,
+            write_keys=m.write_keys,
+        ),
+        controller_namespace=deps.controller_namespace,
+    )
+
+
+def _status(
+    inp: RenderInput,
+    spec: MobilePlatformSpec,
+    generation: int,
+    conditions: list[dict[str, Any]],
+    enabled: list[str],
+    by_component: Mapping[str, tuple[int, int, bool]],
+    body: Mapping[str, Any],
+    target: DatabaseTarget | None,
+    m: _Material,
+) -> dict[str, Any]:
+    return {
         "observedGeneration": generation,
         "conditions": conditions,
         "gatewayURL": gateway_url(inp),
@@ -582,16 +652,15 @@ async def reconcile(deps: Deps, body: Mapping[str, Any]) -> Outcome:
         ),
         "bucket": spec.media.bucket if spec.media else None,
         "signingKeys": {
-            "activeKid": keyset.active.kid if keyset.active else None,
-            "publishedKids": [k.kid for k in keyset.keys],
-            "rotation": keyset.rotation,
+            "activeKid": m.keyset.active.kid if m.keyset.active else None,
+            "publishedKids": [k.kid for k in m.keyset.keys],
+            "rotation": m.keyset.rotation,
         },
         "apps": apps_status(
-            platform,
+            inp.platform,
             spec,
-            app_keys,
+            m.app_keys,
             gateway_url(inp),
-            write_keys if spec.services.analytics.enabled else None,
+            m.write_keys if spec.services.analytics.enabled else None,
         ),
     }
-    return Outcome(status=status, events=events, retry_after=retry.delay)
