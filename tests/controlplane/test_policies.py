@@ -19,11 +19,15 @@ import pytest
 import yaml
 from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import DynamicApiError
 from support.operator import eventually
 from support.stack import StackSettings
 from test_mobilerelease_crd import example, release_crd  # noqa: F401 - a fixture
+from test_render_dry_run import _input
 
 from mobileplane.operator.crdgen import GROUP, VERSION
+from mobileplane.operator.render import render
 from mobileplane.stack import manager
 
 pytestmark = pytest.mark.controlplane
@@ -279,3 +283,25 @@ def test_a_halted_release_is_resumed_before_it_is_promoted(
     message = _annotate(kube_api, ns, "halted", {CONTROL: "Promote-Full"})
     assert message is not None and "halted by a failed gate: resume it first" in message
     assert _annotate(kube_api, ns, "halted", {CONTROL: "resume"}) is None
+
+
+@pytest.mark.parametrize("example_name", ["minimal", "complete"])
+def test_what_the_operator_renders_passes_the_enforced_policies(
+    kube_api: k8s.ApiClient,
+    policies: list[str],
+    namespace: Callable[[str], str],
+    example_name: str,
+) -> None:
+    ns = namespace("enforce")
+    _in_force(kube_api, ns, _deployment("nginx:latest"))
+    refused = []
+    for obj in render(_input(example_name, ns)):
+        if obj["kind"] in ("Deployment", "StatefulSet", "Job", "CronJob"):
+            resource = DynamicClient(kube_api).resources.get(
+                api_version=obj["apiVersion"], kind=obj["kind"]
+            )
+            try:
+                resource.create(body=obj, namespace=ns, dry_run="All")
+            except DynamicApiError as e:
+                refused.append(f"{obj['kind']}/{obj['metadata']['name']}: {e.summary()}")
+    assert refused == []
